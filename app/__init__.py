@@ -1,0 +1,3 @@
+"""Amplify: email-campaign amplification with tracked share links."""
+
+__version__ = "0.1.0"

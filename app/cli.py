@@ -1,0 +1,96 @@
+"""The `amplify` command."""
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+
+from app.core.config import Settings, get_settings
+from app.core.db import make_engine, make_sessionmaker, session_scope
+from app.core.migrate import upgrade
+from app.models import Role
+
+cli = typer.Typer(
+    help="Amplify: email-campaign amplification with tracked share links.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic's ValidationError: show it without a traceback
+        typer.echo(f"Configuration error:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="HTTP worker processes.")] = 1,
+) -> None:
+    """Run the API, redirects, pages and (unless AMPLIFY_WORKER=off) the sending worker."""
+    import uvicorn
+
+    settings = _settings()
+    if settings.is_sqlite:
+        upgrade(settings.database_url)
+    uvicorn.run(
+        "app.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=False,
+        log_level="info",
+    )
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply pending migrations to the configured database (alembic upgrade head)."""
+    settings = _settings()
+    upgrade(settings.database_url)
+    typer.echo("Database is at the newest migration.")
+
+
+async def _create_key(settings: Settings, org: str, role: Role, name: str | None) -> str:
+    from app.keys import service
+
+    engine = make_engine(settings.database_url)
+    try:
+        async for session in session_scope(make_sessionmaker(engine)):
+            organization = await service.get_or_create_organization(session, name=org)
+            _key, plain = await service.create(
+                session, organization_id=organization.id, role=role, name=name
+            )
+        return plain
+    finally:
+        await engine.dispose()
+
+
+@keys_cli.command("create")
+def keys_create(
+    org: Annotated[str, typer.Option(help="Organization name (created if it does not exist).")],
+    role: Annotated[Role, typer.Option(help="Role of the key.")] = Role.ADMIN,
+    name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
+) -> None:
+    """Create an API key and print it alone on the last line (it is not shown again)."""
+    if not org.strip() or any(ch in org for ch in "\r\n\x00"):
+        typer.echo("--org must be a non-empty single-line name.", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    if settings.is_sqlite:
+        upgrade(settings.database_url)
+    plain = asyncio.run(_create_key(settings, org.strip(), role, name))
+    typer.echo(f"Created a {role} key for organization {org.strip()!r}. Keep it safe:", err=True)
+    typer.echo(plain)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cli()

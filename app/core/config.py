@@ -1,0 +1,92 @@
+"""One Settings object: every `AMPLIFY_*` variable, also read from `.env`."""
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/amplify.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AMPLIFY_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = None
+    var_dir: Path = Path("./var")
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    mail_from: str = "Amplify <amplify@localhost>"
+    send_rate: float = Field(default=0.0, ge=0.0)
+    smtp_connections: int = Field(default=4, ge=1, le=64)
+    worker: Literal["on", "off"] = "on"
+    scanner_window: int = Field(default=10, ge=0)
+
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    import_max_rows: int = Field(default=100_000, ge=1)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("AMPLIFY_PUBLIC_URL must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_supported(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "AMPLIFY_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_secret(self) -> "Settings":
+        weak = self.secret_key is None or len(self.secret_key.get_secret_value()) < 32
+        if self.env == "production" and weak:
+            raise ValueError(
+                "AMPLIFY_SECRET_KEY (at least 32 characters) is required when "
+                "AMPLIFY_ENV=production"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def signing_key(self) -> str:
+        """The secret for tokens and hashes; in development one is generated once and kept."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return _development_secret(self.var_dir.resolve())
+
+
+@lru_cache
+def _development_secret(var_dir: Path) -> str:
+    path = var_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,80 @@
+"""Request dependencies: the session that commits, and the caller's organization and role."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.core.db import session_scope, utcnow
+from app.core.errors import Forbidden, Unauthorized
+from app.core.security import Signer, hash_api_key
+from app.models import ApiKey, Role
+
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async for session in session_scope(request.app.state.sessionmaker):
+        yield session
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_signer(request: Request) -> Signer:
+    signer: Signer = request.app.state.signer
+    return signer
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SignerDep = Annotated[Signer, Depends(get_signer)]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's organization and role."""
+
+    organization_id: int
+    key_id: int
+    role: Role
+
+
+def _bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.")
+    return token.strip()
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal:
+    token = _bearer_token(request)
+    key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(token)))
+    if key is None or key.revoked_at is not None:
+        raise Unauthorized("The API key is unknown or revoked.")
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
+        key.last_used_at = now
+    return Principal(organization_id=key.organization_id, key_id=key.id, role=Role(key.role))
+
+
+def require_role(needed: Role) -> object:
+    async def guard(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if not principal.role.allows(needed):
+            raise Forbidden(f"This needs a key with the '{needed}' role or higher.")
+        return principal
+
+    return Depends(guard)
+
+
+ViewerDep = Annotated[Principal, require_role(Role.VIEWER)]
+EditorDep = Annotated[Principal, require_role(Role.EDITOR)]
+AdminDep = Annotated[Principal, require_role(Role.ADMIN)]

@@ -1,0 +1,48 @@
+"""The application factory: engine, routers and error handlers."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.amplifiers.router import router as amplifiers_router
+from app.campaigns.router import router as campaigns_router
+from app.core.config import Settings, get_settings
+from app.core.db import make_engine, make_sessionmaker
+from app.core.errors import install_error_handlers
+from app.core.limits import BodySizeLimit
+from app.core.security import Signer
+from app.health import router as health_router
+from app.keys.router import router as keys_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Amplify",
+        version=__version__,
+        description="Email-campaign amplification: digests of ready-to-share messages, "
+        "tracked share links and statistics.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.signer = Signer(settings.signing_key())
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(health_router)
+    app.include_router(keys_router)
+    app.include_router(amplifiers_router)
+    app.include_router(campaigns_router)
+    return app

@@ -1,0 +1,21 @@
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, JSONType
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_campaign_position", "campaign_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(String(2048))
+    network_text: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    hashtags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    image_url: Mapped[str | None] = mapped_column(String(2048))
+
+    def text_for(self, network: str) -> str:
+        return self.network_text.get(network) or self.text

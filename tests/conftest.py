@@ -1,0 +1,131 @@
+"""Fixtures: a migrated database (SQLite file or the PostgreSQL in AMPLIFY_DATABASE_URL),
+the app over httpx, and two organizations with a key of every role."""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.core.db import Base, make_engine
+from app.core.migrate import upgrade
+from app.main import create_app
+from tests.factories import OrgClients, make_org_clients
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-to-sign-things"
+
+
+def _database_url(tmp_dir: Path) -> str:
+    url = os.environ.get("AMPLIFY_DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        return f"sqlite+aiosqlite:///{tmp_dir / 'amplify-test.db'}"
+    database = make_url(url).database or ""
+    if "test" not in database:
+        raise pytest.UsageError(
+            f"Refusing to run the tests against database {database!r}: the suite wipes it. "
+            "Point AMPLIFY_DATABASE_URL at a database whose name contains 'test'."
+        )
+    return url
+
+
+async def _reset_schema(url: str) -> None:
+    if not url.startswith("postgresql"):
+        return
+    engine = make_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("amplify")
+
+
+@pytest.fixture(scope="session")
+async def database_url(tmp_root: Path) -> str:
+    url = _database_url(tmp_root)
+    await _reset_schema(url)
+    await asyncio.to_thread(upgrade, url)
+    return url
+
+
+def make_settings(database_url: str, tmp_root: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "secret_key": TEST_SECRET,
+        "public_url": "https://amplify.test",
+        "var_dir": tmp_root / "var",
+        "worker": "off",
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_root: Path) -> Settings:
+    return make_settings(database_url, tmp_root)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+def sessionmaker(app: FastAPI) -> async_sessionmaker[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
+    return maker
+
+
+@pytest.fixture(autouse=True)
+async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Every test starts from empty tables (real commits happen, so no rollback trick)."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application: FastAPI = request.getfixturevalue("app")
+    engine = application.state.engine
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                await connection.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def org_a(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> OrgClients:
+    return await make_org_clients(sessionmaker, client, "Org A")
+
+
+@pytest.fixture
+async def org_b(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> OrgClients:
+    return await make_org_clients(sessionmaker, client, "Org B")
+
+
+@pytest.fixture
+def anyio_backend() -> Iterator[str]:
+    yield "asyncio"
