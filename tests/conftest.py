@@ -3,6 +3,7 @@ the app over httpx, and two organizations with a key of every role."""
 
 import asyncio
 import os
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -35,13 +36,22 @@ def _database_url(tmp_dir: Path) -> str:
     return url
 
 
-async def _reset_schema(url: str) -> None:
-    if not url.startswith("postgresql"):
-        return
-    engine = make_engine(url)
-    async with engine.begin() as connection:
-        await connection.execute(text("DROP SCHEMA public CASCADE"))
-        await connection.execute(text("CREATE SCHEMA public"))
+async def _create_run_database(url: str) -> str:
+    """A fresh database per test run beside the given one, so parallel runs never collide."""
+    base = make_url(url)
+    name = f"{base.database}_run_{os.getpid()}_{secrets.token_hex(3)}"
+    engine = make_engine(url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    await engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_run_database(url: str, run_url: str) -> None:
+    name = make_url(run_url).database
+    engine = make_engine(url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     await engine.dispose()
 
 
@@ -51,11 +61,18 @@ def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def database_url(tmp_root: Path) -> str:
+async def database_url(tmp_root: Path) -> AsyncIterator[str]:
     url = _database_url(tmp_root)
-    await _reset_schema(url)
-    await asyncio.to_thread(upgrade, url)
-    return url
+    if not url.startswith("postgresql"):
+        await asyncio.to_thread(upgrade, url)
+        yield url
+        return
+    run_url = await _create_run_database(url)
+    try:
+        await asyncio.to_thread(upgrade, run_url)
+        yield run_url
+    finally:
+        await _drop_run_database(url, run_url)
 
 
 def make_settings(database_url: str, tmp_root: Path, **overrides: object) -> Settings:

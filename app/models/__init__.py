@@ -3,6 +3,9 @@
 from app.models.amplifier import Amplifier, AmplifierStatus
 from app.models.api_key import ApiKey, Role
 from app.models.campaign import Campaign, CampaignStatus
+from app.models.click import Click
+from app.models.delivery import Delivery, DeliveryStatus
+from app.models.link import Link, LinkKind
 from app.models.message import Message
 from app.models.organization import Organization
 from app.models.suppression import Suppression
@@ -13,6 +16,11 @@ __all__ = [
     "ApiKey",
     "Campaign",
     "CampaignStatus",
+    "Click",
+    "Delivery",
+    "DeliveryStatus",
+    "Link",
+    "LinkKind",
     "Message",
     "Organization",
     "Role",

@@ -1,3 +1,6 @@
+from app.core.migrate import head_revision
+
+
 class TestProbes:
     async def test_healthz(self, client) -> None:
         response = await client.get("/healthz")
@@ -7,7 +10,7 @@ class TestProbes:
     async def test_readyz_reports_migration_head(self, client) -> None:
         response = await client.get("/readyz")
         assert response.status_code == 200
-        assert response.json()["migration"] == "0001"
+        assert response.json()["migration"] == head_revision()
 
     async def test_unknown_route_is_problem_json(self, client) -> None:
         response = await client.get("/api/v1/nothing-here")
