@@ -33,7 +33,7 @@ def _wanted_stamp() -> str:
 
 
 def ensure_environment() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036  (dev.py may be run by an older python3)
         sys.exit(f"Amplify needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
     if not _python().exists():
         print(f"Creating the virtualenv in {VENV} ...", flush=True)

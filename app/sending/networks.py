@@ -49,6 +49,10 @@ def _q(value: str) -> str:
     return quote(value, safe="")
 
 
+def _text_then_link(post: SharePost) -> str:
+    return _q(f"{post.text_with_hashtags} {post.visit_url}")
+
+
 def _first_line(text: str, limit: int) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     if len(line) <= limit:
@@ -76,7 +80,7 @@ def email(post: SharePost) -> str:
 
 
 def whatsapp(post: SharePost) -> str:
-    return f"https://wa.me/?text={_q(f'{post.text_with_hashtags} {post.visit_url}')}"
+    return f"https://wa.me/?text={_text_then_link(post)}"
 
 
 def telegram(post: SharePost) -> str:
@@ -99,7 +103,7 @@ def bluesky(post: SharePost) -> str:
 
 
 def threads(post: SharePost) -> str:
-    return f"https://www.threads.net/intent/post?text={_q(f'{post.text_with_hashtags} {post.visit_url}')}"
+    return f"https://www.threads.net/intent/post?text={_text_then_link(post)}"
 
 
 SHARE_INTENTS: dict[str, Callable[[SharePost], str]] = {
