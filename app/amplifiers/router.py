@@ -1,3 +1,153 @@
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, status
+from starlette.concurrency import run_in_threadpool
+
+from app.amplifiers import importer, service
+from app.amplifiers.schemas import AmplifierCreate, AmplifierRead, AmplifierUpdate, ImportResult
+from app.core.deps import EditorDep, SessionDep, SettingsDep, SignerDep, ViewerDep
+from app.core.errors import PayloadTooLarge
+from app.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from app.models import AmplifierStatus
 
 router = APIRouter(prefix="/api/v1/amplifiers", tags=["amplifiers"])
+
+_PROBLEM: dict[str, Any] = {
+    "description": "Problem details (RFC 9457)",
+    "content": {"application/problem+json": {}},
+}
+
+_IMPORT_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {
+                "schema": {"type": "string"},
+                "example": "email,name,tags,networks,audience_linkedin\n"
+                "ada@example.com,Ada Lovelace,engineering;london,linkedin|x,1200\n",
+            },
+            "application/csv": {"schema": {"type": "string"}},
+            "text/plain": {"schema": {"type": "string"}},
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/AmplifierCreate"},
+                }
+            },
+        },
+    }
+}
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, read as a stream and refused as soon as it passes `max_bytes`."""
+    too_large = PayloadTooLarge(f"The request body exceeds {max_bytes} bytes.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_large
+    return bytes(body)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AmplifierRead,
+    responses={409: _PROBLEM},
+)
+async def create_amplifier(
+    data: AmplifierCreate, session: SessionDep, principal: EditorDep
+) -> AmplifierRead:
+    """Add an amplifier to the roster; a duplicate email (any case) is a 409."""
+    amplifier = await service.create(session, organization_id=principal.organization_id, data=data)
+    return AmplifierRead.model_validate(amplifier)
+
+
+@router.get("", response_model=Page[AmplifierRead])
+async def list_amplifiers(
+    session: SessionDep,
+    principal: ViewerDep,
+    signer: SignerDep,
+    tag: Annotated[
+        list[str] | None,
+        Query(max_length=50, description="Amplifiers with any of these tags (repeatable)."),
+    ] = None,
+    status: Annotated[AmplifierStatus | None, Query()] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Case-insensitive substring of the email or name."),
+    ] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[AmplifierRead]:
+    """List the roster in creation order, optionally filtered by tag, status and text."""
+    amplifiers, next_cursor = await service.list_(
+        session,
+        organization_id=principal.organization_id,
+        signer=signer,
+        limit=limit,
+        cursor=cursor,
+        tags=tag or (),
+        status=status,
+        q=q,
+    )
+    return Page[AmplifierRead](
+        items=[AmplifierRead.model_validate(a) for a in amplifiers], next_cursor=next_cursor
+    )
+
+
+@router.post(
+    "/import",
+    response_model=ImportResult,
+    openapi_extra=_IMPORT_OPENAPI,
+    responses={413: _PROBLEM, 415: _PROBLEM, 422: _PROBLEM},
+)
+async def import_amplifiers(
+    request: Request, session: SessionDep, principal: EditorDep, settings: SettingsDep
+) -> ImportResult:
+    """Upsert amplifiers by email from CSV or a JSON array; bad rows are reported and skipped."""
+    kind = importer.media_type_of(request.headers.get("content-type"))
+    body = await _read_body(request, settings.max_body_bytes)
+    # Parsing and validating thousands of rows is CPU work: keep it off the event loop.
+    parsed = await run_in_threadpool(
+        importer.parse, body, kind=kind, max_rows=settings.import_max_rows
+    )
+    return await service.import_rows(
+        session, organization_id=principal.organization_id, parsed=parsed
+    )
+
+
+@router.get("/{amplifier_id}", response_model=AmplifierRead, responses={404: _PROBLEM})
+async def get_amplifier(
+    amplifier_id: int, session: SessionDep, principal: ViewerDep
+) -> AmplifierRead:
+    """One amplifier of the roster."""
+    amplifier = await service.get(
+        session, organization_id=principal.organization_id, amplifier_id=amplifier_id
+    )
+    return AmplifierRead.model_validate(amplifier)
+
+
+@router.patch(
+    "/{amplifier_id}", response_model=AmplifierRead, responses={404: _PROBLEM, 409: _PROBLEM}
+)
+async def update_amplifier(
+    amplifier_id: int, data: AmplifierUpdate, session: SessionDep, principal: EditorDep
+) -> AmplifierRead:
+    """Change the given fields; an unsubscribed amplifier cannot be made active again (409)."""
+    amplifier = await service.update(
+        session, organization_id=principal.organization_id, amplifier_id=amplifier_id, data=data
+    )
+    return AmplifierRead.model_validate(amplifier)
+
+
+@router.delete("/{amplifier_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: _PROBLEM})
+async def delete_amplifier(amplifier_id: int, session: SessionDep, principal: EditorDep) -> None:
+    """Delete an amplifier; an unsubscribed or bounced address stays suppressed (hash only)."""
+    await service.delete(
+        session, organization_id=principal.organization_id, amplifier_id=amplifier_id
+    )
