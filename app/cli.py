@@ -2,7 +2,9 @@
 
 import asyncio
 import logging
-from typing import Annotated
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -10,6 +12,9 @@ from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker, session_scope
 from app.core.migrate import upgrade
 from app.models import Role
+
+if TYPE_CHECKING:
+    from aiosmtpd.controller import Controller
 
 cli = typer.Typer(
     help="Amplify: email-campaign amplification with tracked share links.",
@@ -40,6 +45,7 @@ def serve(
     settings = _settings()
     if settings.is_sqlite:
         upgrade(settings.database_url)
+    sink = _development_mailsink(settings)
     uvicorn.run(
         "app.asgi:app",
         host=host,
@@ -48,6 +54,80 @@ def serve(
         proxy_headers=False,
         log_level="info",
     )
+    if sink is not None:
+        sink.stop()
+
+
+def _development_mailsink(settings: Settings) -> "Controller | None":
+    """In development with the default SMTP settings and nothing listening there, start the
+    built-in mail sink so sending works end to end with zero setup."""
+    import socket
+
+    from app.sending.mailsink import start_mailsink
+
+    local = settings.smtp_host in ("127.0.0.1", "localhost") and settings.smtp_port == 1025
+    if settings.env != "development" or settings.worker == "off" or not local:
+        return None
+    try:
+        socket.create_connection((settings.smtp_host, settings.smtp_port), timeout=0.5).close()
+        return None  # something (e.g. `amplify mailsink`) already listens there
+    except OSError:
+        pass
+    outbox = (settings.var_dir / "outbox").resolve()
+    controller = start_mailsink(settings.smtp_host, settings.smtp_port, outbox)
+    typer.echo(f"Development mail sink on {settings.smtp_host}:1025; mail is stored in {outbox}")
+    return controller
+
+
+@cli.command()
+def worker() -> None:
+    """Run the sending worker alone (run several against PostgreSQL)."""
+    settings = _settings()
+    if settings.is_sqlite:
+        upgrade(settings.database_url)
+    asyncio.run(_run_worker(settings))
+
+
+async def _run_worker(settings: Settings) -> None:
+    import signal
+
+    from app.core.security import Signer
+    from app.sending.worker import Worker
+
+    engine = make_engine(settings.database_url)
+    worker = Worker(
+        settings=settings,
+        sessionmaker=make_sessionmaker(engine),
+        signer=Signer(settings.signing_key()),
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, worker.stop)
+    try:
+        await worker.run()
+    finally:
+        await engine.dispose()
+
+
+@cli.command()
+def mailsink(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="SMTP port.")] = 1025,
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where each mail is stored as an .eml file.")
+    ] = Path("./var/outbox"),
+) -> None:
+    """A local SMTP server that stores every mail it receives as an .eml file."""
+    from app.sending.mailsink import start_mailsink
+
+    controller = start_mailsink(host, port, directory.resolve())
+    typer.echo(f"Mail sink on {host}:{port}, storing mail in {directory.resolve()} (Ctrl-C stops).")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
 
 
 @cli.command()

@@ -1,5 +1,6 @@
 """The application factory: engine, routers and error handlers."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,10 @@ from app.core.limits import BodySizeLimit
 from app.core.security import Signer
 from app.health import router as health_router
 from app.keys.router import router as keys_router
+from app.pages.router import router as pages_router
+from app.sending.router import router as sending_router
+from app.sending.worker import Worker
+from app.tracking.router import router as tracking_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,9 +30,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        worker_task = None
+        if settings.worker == "on":
+            worker = Worker(
+                settings=settings, sessionmaker=app.state.sessionmaker, signer=app.state.signer
+            )
+            app.state.worker = worker
+            worker_task = asyncio.create_task(worker.run(), name="amplify-worker")
         try:
             yield
         finally:
+            if worker_task is not None:
+                app.state.worker.stop()
+                await worker_task
             await engine.dispose()
 
     app = FastAPI(
@@ -45,4 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys_router)
     app.include_router(amplifiers_router)
     app.include_router(campaigns_router)
+    app.include_router(sending_router)
+    app.include_router(tracking_router)
+    app.include_router(pages_router)
     return app

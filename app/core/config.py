@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     smtp_connections: int = Field(default=4, ge=1, le=64)
     worker: Literal["on", "off"] = "on"
     scanner_window: int = Field(default=10, ge=0)
+    unsubscribe_mailto: str | None = None
+
+    max_attempts: int = Field(default=8, ge=1, le=50)
+    retry_base_seconds: float = Field(default=30.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+    lease_seconds: float = Field(default=300.0, gt=0)
+    worker_batch: int = Field(default=500, ge=1, le=10_000)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    pause_error_rate: float = Field(default=0.5, gt=0, le=1)
+    pause_min_errors: int = Field(default=20, ge=1)
 
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     import_max_rows: int = Field(default=100_000, ge=1)

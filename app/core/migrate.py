@@ -9,9 +9,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-import migrations
-
-MIGRATIONS_DIR = Path(migrations.__file__).parent
+# Beside the `app` package (source tree or site-packages), never a same-named folder in the cwd.
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:

@@ -39,3 +39,5 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the status last changed: the error threshold only looks at outcomes since a resume.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -19,6 +19,8 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("campaigns") as batch_op:
+        batch_op.add_column(sa.Column("resumed_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "deliveries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -33,6 +35,7 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("message_id", sa.String(length=255), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["amplifier_id"],
             ["amplifiers.id"],
@@ -137,3 +140,5 @@ def downgrade() -> None:
         batch_op.drop_index("ix_deliveries_campaign_status")
 
     op.drop_table("deliveries")
+    with op.batch_alter_table("campaigns") as batch_op:
+        batch_op.drop_column("resumed_at")
