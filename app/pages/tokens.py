@@ -1,0 +1,37 @@
+"""Signed per-amplifier tokens and the page URLs built from them."""
+
+from urllib.parse import quote
+
+from app.core.config import Settings
+from app.core.security import Signer
+from app.sending.mime import envelope_address
+
+DIGEST = "digest"
+UNSUBSCRIBE = "unsubscribe"
+
+
+def digest_token(signer: Signer, delivery_id: int) -> str:
+    return signer.dumps(DIGEST, delivery_id)
+
+
+def unsubscribe_token(signer: Signer, amplifier_id: int) -> str:
+    return signer.dumps(UNSUBSCRIBE, amplifier_id)
+
+
+def read_token(signer: Signer, purpose: str, token: str) -> int | None:
+    value = signer.loads(purpose, token)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def web_version_url(public_url: str, signer: Signer, delivery_id: int) -> str:
+    return f"{public_url}/a/{digest_token(signer, delivery_id)}"
+
+
+def unsubscribe_url(public_url: str, signer: Signer, amplifier_id: int) -> str:
+    return f"{public_url}/u/{unsubscribe_token(signer, amplifier_id)}"
+
+
+def unsubscribe_mailto(settings: Settings, signer: Signer, amplifier_id: int) -> str:
+    address = settings.unsubscribe_mailto or envelope_address(settings.mail_from)
+    subject = quote(f"unsubscribe {unsubscribe_token(signer, amplifier_id)}", safe="")
+    return f"mailto:{address}?subject={subject}"

@@ -1,0 +1,139 @@
+"""The SMTP transport: one reusable connection per sender task, replies classified, a rate cap."""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from app.core.config import Settings
+
+logger = logging.getLogger("amplify.mailer")
+
+
+class SendError(Exception):
+    """A mail was not accepted. `transient` ones are retried; others fail the delivery."""
+
+    def __init__(self, message: str, *, transient: bool, bounce: bool = False, code: int = 0):
+        super().__init__(message)
+        self.transient = transient
+        self.bounce = bounce
+        self.code = code
+
+
+class RateLimiter:
+    """A token bucket shared by every sender task of the process; rate 0 means no cap."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.capacity = burst if burst is not None else max(1.0, rate / 10)
+        self._tokens = self.capacity
+        self._updated = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if self.rate <= 0:
+            return
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self.rate)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str
+    port: int
+    tls: str
+    user: str | None
+    password: str | None
+    timeout: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SmtpConfig":
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            tls=settings.smtp_tls,
+            user=settings.smtp_user,
+            password=password,
+        )
+
+
+def _reply_error(exc: aiosmtplib.SMTPResponseException, stage: str) -> SendError:
+    code = exc.code
+    text = f"{stage}: {code} {exc.message}"[:480]
+    if 400 <= code < 500:
+        return SendError(text, transient=True, code=code)
+    # 5xx to RCPT means this address is bad; 5xx to MAIL/DATA is about the message or sender.
+    return SendError(text, transient=False, bounce=stage == "RCPT", code=code)
+
+
+class SmtpConnection:
+    """One SMTP session, (re)opened on demand and reused for many messages."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+        self._client: aiosmtplib.SMTP | None = None
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        await self.close()
+        client = aiosmtplib.SMTP(
+            hostname=self.config.host,
+            port=self.config.port,
+            use_tls=self.config.tls == "tls",
+            start_tls=self.config.tls == "starttls",
+            username=self.config.user,
+            password=self.config.password,
+            timeout=self.config.timeout,
+        )
+        await client.connect()
+        self._client = client
+        return client
+
+    async def send(self, sender: str, recipient: str, message: bytes) -> None:
+        """Send one message; raises SendError with the classified reply."""
+        try:
+            client = await self._connected()
+            await client.sendmail(sender, [recipient], message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0] if exc.recipients else None
+            if refused is None:
+                raise SendError("RCPT refused", transient=True) from exc
+            raise _reply_error(refused, "RCPT") from exc
+        except aiosmtplib.SMTPSenderRefused as exc:
+            raise _reply_error(exc, "MAIL") from exc
+        except aiosmtplib.SMTPDataError as exc:
+            raise _reply_error(exc, "DATA") from exc
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            await self.close()
+            logger.error("SMTP authentication failed: %s %s", exc.code, exc.message)
+            raise SendError(f"AUTH: {exc.code} {exc.message}", transient=True) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            # 421 and friends: the server is closing or unwilling; reconnect next time.
+            await self.close()
+            raise _reply_error(exc, "SMTP") from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await self.close()
+            raise SendError(
+                f"connection: {type(exc).__name__}: {exc}"[:480], transient=True
+            ) from exc
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            if client.is_connected:
+                await asyncio.wait_for(client.quit(), timeout=2)
+        except Exception:
+            client.close()

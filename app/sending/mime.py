@@ -1,0 +1,157 @@
+"""Digest MIME assembly without the EmailMessage object tree.
+
+Building each mail with `EmailMessage` costs more than sending it (≈ 650 mails/s on this
+hardware), so the campaign-wide headers are folded and encoded once by the stdlib email policy
+and each mail only adds its own headers and bodies. Every value that reaches a header is either
+produced here from trusted parts or encoded by `email.policy.SMTP`; CR, LF and NUL never pass.
+Tests parse the produced bytes with the stdlib parser.
+"""
+
+import base64
+import binascii
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.headerregistry import Address
+from email.utils import format_datetime, formataddr, parseaddr
+
+CRLF = b"\r\n"
+# 75 characters per encoded-word minus the "=?utf-8?b?" and "?=" around the payload.
+MAX_ENCODED_PAYLOAD = 75 - len("=?utf-8?b??=")
+
+
+class HeaderInjection(ValueError):
+    pass
+
+
+def _checked(value: str) -> str:
+    if any(ch in value for ch in "\r\n\x00"):
+        raise HeaderInjection("header values must not contain CR, LF or NUL")
+    if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in value):
+        raise HeaderInjection("header values must not contain control characters")
+    # Runs of white space mean nothing in a header and would not survive folding anyway.
+    return " ".join(value.split())
+
+
+def fold_header(name: str, value: str) -> bytes:
+    """One header line (folded, RFC 2047-encoded where needed), ending in CRLF."""
+    header = policy.SMTP.header_factory(name, _checked(value))
+    folded: str = header.fold(policy=policy.SMTP)
+    return folded.encode("ascii")
+
+
+def _encoded_words(text: str) -> str:
+    """RFC 2047 base64 encoded-words, split on character boundaries, each at most 75 chars.
+    (The stdlib folder q-encodes phrases and leaves specials such as '(' bare.)"""
+    max_bytes = MAX_ENCODED_PAYLOAD // 4 * 3
+    words: list[str] = []
+    chunk, size = "", 0
+    for char in text:
+        width = len(char.encode())
+        if size + width > max_bytes:
+            words.append(chunk)
+            chunk, size = "", 0
+        chunk, size = chunk + char, size + width
+    words.append(chunk)
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words)
+
+
+def address_header(name: str, display_name: str | None, addr_spec: str) -> bytes:
+    phrase = _checked(display_name or "")
+    address = _checked(addr_spec)
+    if phrase.isascii():
+        return fold_header(name, formataddr((phrase, address)))
+    if not address.isascii():
+        raise HeaderInjection("addresses with non-ASCII characters are not supported")
+    return f"{name}: {_encoded_words(phrase)} <{address}>\r\n".encode("ascii")
+
+
+def envelope_address(header_value: str) -> str:
+    """The bare address of a `Name <addr>` setting (for MAIL FROM)."""
+    _name, addr = parseaddr(header_value)
+    if not addr or "@" not in addr:
+        raise ValueError(f"not an email address: {header_value!r}")
+    return addr
+
+
+def message_id(domain: str, *parts: int) -> str:
+    local = ".".join(str(p) for p in parts) + "." + secrets.token_hex(8)
+    return f"<amplify.{local}@{domain}>"
+
+
+def domain_of(header_value: str) -> str:
+    return Address(addr_spec=envelope_address(header_value)).domain or "localhost"
+
+
+def _qp(text: str) -> bytes:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    encoded = binascii.b2a_qp(lines.encode("utf-8"), istext=True)
+    return encoded.replace(b"\n", CRLF)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignHeaders:
+    """The header lines every digest of a campaign shares, encoded once."""
+
+    block: bytes
+
+    @classmethod
+    def build(
+        cls, *, mail_from: str, subject: str, extra: dict[str, str] | None = None
+    ) -> "CampaignHeaders":
+        name, addr = parseaddr(_checked(mail_from))
+        lines = [
+            address_header("From", name, addr),
+            fold_header("Subject", subject),
+            b"MIME-Version: 1.0\r\n",
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+        ]
+        for header, value in (extra or {}).items():
+            lines.append(fold_header(header, value))
+        return cls(b"".join(lines))
+
+
+def build_digest(
+    *,
+    campaign_headers: CampaignHeaders,
+    to_name: str | None,
+    to_addr: str,
+    message_id_value: str,
+    date: datetime,
+    list_unsubscribe: str,
+    text: str,
+    html: str,
+) -> bytes:
+    """A multipart/alternative digest: text/plain first, text/html last."""
+    boundary = "=_amplify_" + secrets.token_hex(12)
+    head = b"".join(
+        (
+            campaign_headers.block,
+            address_header("To", to_name, to_addr),
+            fold_header("Date", format_datetime(date)),
+            fold_header("Message-ID", message_id_value),
+            fold_header("List-Unsubscribe", list_unsubscribe),
+            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode(),
+        )
+    )
+    sep = f"--{boundary}\r\n".encode()
+    part_headers = (
+        'Content-Type: text/{}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    )
+    return b"".join(
+        (
+            head,
+            CRLF,
+            sep,
+            part_headers.format("plain").encode(),
+            _qp(text),
+            CRLF,
+            sep,
+            part_headers.format("html").encode(),
+            _qp(html),
+            CRLF,
+            f"--{boundary}--\r\n".encode(),
+        )
+    )

@@ -1,0 +1,123 @@
+"""Digest content for previews and web versions, from the campaign and its stored links."""
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.campaigns import service as campaigns
+from app.core.errors import NotFound
+from app.core.security import Signer
+from app.models import Amplifier, Campaign, Link, LinkKind, Organization
+from app.pages.tokens import unsubscribe_url, web_version_url
+from app.sending import service
+from app.sending.networks import SharePost, share_url
+from app.sending.render import CampaignContent, MessageContent, Recipient, render_digest
+
+
+class AmplifierNotFound(NotFound):
+    pass
+
+
+async def campaign_content(session: AsyncSession, campaign: Campaign) -> CampaignContent:
+    org_name = await session.scalar(
+        select(Organization.name).where(Organization.id == campaign.organization_id)
+    )
+    return CampaignContent(
+        organization_name=org_name or "",
+        name=campaign.name,
+        subject=campaign.subject,
+        intro=campaign.intro or "",
+        messages=[
+            MessageContent(
+                id=m.id, position=m.position, text=m.text, url=m.url, image_url=m.image_url
+            )
+            for m in campaign.messages
+        ],
+    )
+
+
+async def share_urls_of_delivery(
+    session: AsyncSession, *, delivery_id: int, public_url: str
+) -> dict[tuple[int, str], str]:
+    rows = await session.execute(
+        select(Link.message_id, Link.network, Link.code).where(
+            Link.delivery_id == delivery_id, Link.kind == LinkKind.SHARE
+        )
+    )
+    return {(m, n): f"{public_url}/r/{code}" for m, n, code in rows.all()}
+
+
+def _draft_share_urls(
+    campaign: Campaign, networks: list[str], public_url: str
+) -> dict[tuple[int, str], str]:
+    # Before sending no link exists yet: show the share intents with a stand-in visit link.
+    return {
+        (m.id, n): share_url(
+            n,
+            SharePost(
+                text=(m.network_text or {}).get(n) or m.text,
+                visit_url=f"{public_url}/r/preview",
+                hashtags=m.hashtags or [],
+            ),
+        )
+        for m in campaign.messages
+        for n in networks
+    }
+
+
+async def preview_html(
+    session: AsyncSession,
+    *,
+    organization_id: int,
+    campaign_id: int,
+    amplifier_id: int | None,
+    public_url: str,
+    signer: Signer,
+) -> str:
+    campaign = await campaigns.get(
+        session, organization_id=organization_id, campaign_id=campaign_id
+    )
+    name, email, amplifier_networks = "Alex Example", "alex@example.com", []
+    if amplifier_id is not None:
+        amplifier = await session.scalar(
+            select(Amplifier).where(
+                Amplifier.id == amplifier_id, Amplifier.organization_id == organization_id
+            )
+        )
+        if amplifier is None:
+            raise AmplifierNotFound(f"Amplifier {amplifier_id} does not exist.")
+        name, email, amplifier_networks = amplifier.name or "", amplifier.email, amplifier.networks
+    networks = service.effective_networks(campaign.networks, amplifier_networks or [])
+    delivery = (
+        await service.delivery_for_amplifier(
+            session, campaign_id=campaign.id, amplifier_id=amplifier_id
+        )
+        if amplifier_id is not None
+        else None
+    )
+    if delivery is not None:
+        shares = await share_urls_of_delivery(
+            session, delivery_id=delivery.id, public_url=public_url
+        )
+        networks = list(dict.fromkeys(n for _, n in shares))
+        web = web_version_url(public_url, signer, delivery.id)
+    else:
+        shares = _draft_share_urls(campaign, networks, public_url)
+        web = f"{public_url}/a/preview"
+    unsubscribe = (
+        unsubscribe_url(public_url, signer, amplifier_id)
+        if amplifier_id
+        else f"{public_url}/u/preview"
+    )
+    rendered = render_digest(
+        await campaign_content(session, campaign),
+        networks,
+        Recipient(
+            name=name,
+            email=email,
+            share_urls=shares,
+            web_version_url=web,
+            unsubscribe_url=unsubscribe,
+        ),
+        preview=True,
+    )
+    return rendered.html

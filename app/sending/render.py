@@ -1,0 +1,197 @@
+"""Digest rendering: one sandboxed Jinja environment, and a per-campaign prototype.
+
+Jinja and CSS inlining run once per (campaign, set of networks) with placeholder tokens where
+the per-amplifier values go; each mail then only substitutes its own values into the prototype.
+"""
+
+import html
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import urlsplit
+
+import css_inline
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from app.sending.networks import NETWORK_INFO
+
+# Beside the `app` package (source tree or site-packages), never a same-named folder in the cwd.
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "email_templates"
+
+
+def _environment(autoescape: bool) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+_HTML_ENV = _environment(autoescape=True)
+_TEXT_ENV = _environment(autoescape=False)
+_INLINER = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContent:
+    id: int
+    position: int
+    text: str
+    url: str
+    image_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignContent:
+    organization_name: str
+    name: str
+    subject: str
+    intro: str
+    messages: Sequence[MessageContent]
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    name: str
+    email: str
+    # (message id, network) → tracked share link
+    share_urls: Mapping[tuple[int, str], str]
+    web_version_url: str
+    unsubscribe_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDigest:
+    text: str
+    html: str
+
+
+@dataclass
+class _Placeholders:
+    """Tokens that survive autoescaping and CSS inlining; a random nonce keeps user text from
+    ever matching one."""
+
+    nonce: str = field(default_factory=lambda: secrets.token_hex(6))
+    keys: list[str] = field(default_factory=list)
+
+    def token(self, key: str) -> str:
+        self.keys.append(key)
+        return f"AMPLIFYx{self.nonce}x{len(self.keys) - 1}x"
+
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(rf"AMPLIFYx{self.nonce}x(\d+)x")
+
+
+def _host(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    return host.removeprefix("www.")
+
+
+def digest_context(
+    campaign: CampaignContent,
+    networks: Sequence[str],
+    *,
+    name: str,
+    email: str,
+    share_url: Any,
+    web_version_url: str,
+    unsubscribe_url: str,
+    preview: bool,
+) -> dict[str, Any]:
+    messages = [
+        SimpleNamespace(
+            position=m.position,
+            text=m.text,
+            url=m.url,
+            host=_host(m.url),
+            image_url=m.image_url,
+            shares=[
+                SimpleNamespace(
+                    network=n,
+                    label=NETWORK_INFO[n].label,
+                    color=NETWORK_INFO[n].color,
+                    url=share_url(m.id, n),
+                )
+                for n in networks
+            ],
+        )
+        for m in campaign.messages
+    ]
+    return {
+        "organization_name": campaign.organization_name,
+        "campaign": SimpleNamespace(
+            name=campaign.name, subject=campaign.subject, intro=campaign.intro
+        ),
+        "amplifier": SimpleNamespace(name=name, email=email),
+        "messages": messages,
+        "web_version_url": web_version_url,
+        "unsubscribe_url": unsubscribe_url,
+        "preview": preview,
+    }
+
+
+class DigestPrototype:
+    """A campaign's digest for one set of networks, rendered once with placeholders."""
+
+    def __init__(self, campaign: CampaignContent, networks: Sequence[str]) -> None:
+        placeholders = _Placeholders()
+        context = digest_context(
+            campaign,
+            networks,
+            name=placeholders.token("name"),
+            email=placeholders.token("email"),
+            share_url=lambda message_id, network: placeholders.token(
+                f"share:{message_id}:{network}"
+            ),
+            web_version_url=placeholders.token("web"),
+            unsubscribe_url=placeholders.token("unsubscribe"),
+            preview=False,
+        )
+        self._keys = placeholders.keys
+        self._token = placeholders.pattern()
+        self._html = _INLINER.inline(_HTML_ENV.get_template("digest.html.j2").render(context))
+        self._text = _TEXT_ENV.get_template("digest.txt.j2").render(context)
+
+    def render(self, recipient: Recipient) -> RenderedDigest:
+        values: dict[str, str] = {
+            "name": recipient.name or "there",
+            "email": recipient.email,
+            "web": recipient.web_version_url,
+            "unsubscribe": recipient.unsubscribe_url,
+        }
+        for (message_id, network), url in recipient.share_urls.items():
+            values[f"share:{message_id}:{network}"] = url
+        raw = [values[key] for key in self._keys]
+        escaped = [html.escape(value) for value in raw]
+        return RenderedDigest(
+            text=self._token.sub(lambda m: raw[int(m.group(1))], self._text),
+            html=self._token.sub(lambda m: escaped[int(m.group(1))], self._html),
+        )
+
+
+def render_digest(
+    campaign: CampaignContent, networks: Sequence[str], recipient: Recipient, *, preview: bool
+) -> RenderedDigest:
+    """Render one digest directly (previews and web versions; mail uses a prototype)."""
+    context = digest_context(
+        campaign,
+        networks,
+        name=recipient.name,
+        email=recipient.email,
+        share_url=lambda message_id, network: recipient.share_urls[(message_id, network)],
+        web_version_url=recipient.web_version_url,
+        unsubscribe_url=recipient.unsubscribe_url,
+        preview=preview,
+    )
+    return RenderedDigest(
+        text=_TEXT_ENV.get_template("digest.txt.j2").render(context),
+        html=_INLINER.inline(_HTML_ENV.get_template("digest.html.j2").render(context)),
+    )

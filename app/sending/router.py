@@ -1,0 +1,130 @@
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
+
+from app.campaigns import service as campaigns
+from app.campaigns.schemas import CampaignRead
+from app.core.deps import EditorDep, SessionDep, SettingsDep, SignerDep, ViewerDep
+from app.core.errors import InvalidInput
+from app.core.pagination import (
+    DEFAULT_LIMIT,
+    CursorQuery,
+    LimitQuery,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
+from app.models import Delivery
+from app.sending import preview as preview_service
+from app.sending import service
+from app.sending.schemas import DeliveryRead, SendRequest
+
+router = APIRouter(prefix="/api/v1/campaigns", tags=["sending"])
+
+DeliveryStatusQuery = Annotated[
+    Literal["pending", "sent", "failed", "cancelled"] | None, Query(description="Filter by status.")
+]
+
+
+@router.post("/{campaign_id}/send", status_code=202, response_model=CampaignRead)
+async def send_campaign(
+    campaign_id: int,
+    session: SessionDep,
+    principal: EditorDep,
+    settings: SettingsDep,
+    data: SendRequest | None = None,
+) -> CampaignRead:
+    """Snapshot the audience and send now, or at `scheduled_at`; a second send is a 409."""
+    scheduled_at = data.scheduled_at if data else None
+    if scheduled_at is not None and scheduled_at.tzinfo is None:
+        raise InvalidInput(
+            "scheduled_at needs a time zone (e.g. 2026-12-01T09:00:00Z).",
+            errors=[{"loc": ["body", "scheduled_at"], "msg": "missing time zone"}],
+        )
+    campaign = await service.send(
+        session,
+        organization_id=principal.organization_id,
+        campaign_id=campaign_id,
+        scheduled_at=scheduled_at,
+        public_url=settings.public_url,
+    )
+    return CampaignRead.model_validate(campaign)
+
+
+@router.post("/{campaign_id}/cancel", response_model=CampaignRead)
+async def cancel_campaign(
+    campaign_id: int, session: SessionDep, principal: EditorDep
+) -> CampaignRead:
+    """Cancel a scheduled, sending or paused campaign; mails not yet sent are not sent."""
+    campaign = await service.cancel(
+        session, organization_id=principal.organization_id, campaign_id=campaign_id
+    )
+    return CampaignRead.model_validate(campaign)
+
+
+@router.post("/{campaign_id}/resume", response_model=CampaignRead)
+async def resume_campaign(
+    campaign_id: int, session: SessionDep, principal: EditorDep
+) -> CampaignRead:
+    """Resume a paused campaign with the deliveries not yet sent."""
+    campaign = await service.resume(
+        session, organization_id=principal.organization_id, campaign_id=campaign_id
+    )
+    return CampaignRead.model_validate(campaign)
+
+
+@router.get("/{campaign_id}/deliveries", response_model=Page[DeliveryRead])
+async def list_deliveries(
+    campaign_id: int,
+    session: SessionDep,
+    principal: ViewerDep,
+    signer: SignerDep,
+    status: DeliveryStatusQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[DeliveryRead]:
+    """List the campaign's deliveries (one per amplifier in the snapshot)."""
+    await campaigns.get(session, organization_id=principal.organization_id, campaign_id=campaign_id)
+    after = decode_cursor(signer, cursor, f"deliveries.{campaign_id}")
+    if after is not None and not isinstance(after, int):
+        raise InvalidInput("The cursor is not valid for this list.")
+    stmt = service.deliveries_query(campaign_id=campaign_id, status=status)
+    if after is not None:
+        stmt = stmt.where(Delivery.id > after)
+    rows = (await session.execute(stmt.order_by(Delivery.id).limit(limit + 1))).all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(signer, rows[-1][0].id, f"deliveries.{campaign_id}")
+    items = [
+        DeliveryRead.model_validate(
+            {
+                **{c: getattr(d, c) for c in DeliveryRead.model_fields if c != "email"},
+                "email": email,
+            }
+        )
+        for d, email in rows
+    ]
+    return Page[DeliveryRead](items=items, next_cursor=next_cursor)
+
+
+@router.get("/{campaign_id}/preview", response_class=HTMLResponse)
+async def preview_campaign(
+    campaign_id: int,
+    session: SessionDep,
+    principal: ViewerDep,
+    settings: SettingsDep,
+    signer: SignerDep,
+    amplifier_id: int | None = None,
+) -> HTMLResponse:
+    """The digest as this amplifier gets it (a sample amplifier when none is given)."""
+    html = await preview_service.preview_html(
+        session,
+        organization_id=principal.organization_id,
+        campaign_id=campaign_id,
+        amplifier_id=amplifier_id,
+        public_url=settings.public_url,
+        signer=signer,
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})

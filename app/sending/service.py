@@ -1,0 +1,266 @@
+"""Send, cancel and resume campaigns: the audience snapshot and its links, in one transaction."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.campaigns import service as campaigns
+from app.core.db import json_array_contains_any, utcnow
+from app.core.errors import Conflict, InvalidInput, NotFound
+from app.models import (
+    Amplifier,
+    AmplifierStatus,
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    Link,
+)
+from app.sending.links import MessageLinkSource, link_rows
+
+LINK_INSERT_CHUNK = 5_000
+CODE_COLLISION_RETRIES = 5
+
+
+class CampaignNotDraft(Conflict):
+    pass
+
+
+class CampaignStateConflict(Conflict):
+    pass
+
+
+class NothingToSend(InvalidInput):
+    pass
+
+
+class AmplifierNotInCampaign(NotFound):
+    pass
+
+
+def effective_networks(
+    campaign_networks: Sequence[str], amplifier_networks: Sequence[str]
+) -> list[str]:
+    """The campaign's networks this amplifier uses (all of them if the amplifier names none)."""
+    if not amplifier_networks:
+        return list(campaign_networks)
+    return [n for n in campaign_networks if n in amplifier_networks]
+
+
+def audience_query(session: AsyncSession, campaign: Campaign) -> Select[int, list[str]]:
+    stmt = select(Amplifier.id, Amplifier.networks).where(
+        Amplifier.organization_id == campaign.organization_id,
+        Amplifier.status == AmplifierStatus.ACTIVE,
+    )
+    tags = list((campaign.audience or {}).get("tags") or [])
+    if tags:
+        dialect = session.get_bind().dialect.name
+        stmt = stmt.where(json_array_contains_any(Amplifier.tags, tags, dialect))
+    return stmt.order_by(Amplifier.id)
+
+
+async def _claim_draft(
+    session: AsyncSession, campaign: Campaign, status: CampaignStatus, scheduled_at: datetime | None
+) -> None:
+    # A conditional UPDATE: of two concurrent sends exactly one moves the campaign out of draft.
+    result = await session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign.id, Campaign.status == CampaignStatus.DRAFT)
+        .values(status=status, scheduled_at=scheduled_at, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise CampaignNotDraft("The campaign has already been sent or scheduled.")
+
+
+async def _insert_links(session: AsyncSession, rows_for: Any, deliveries: Sequence[Any]) -> int:
+    """Insert every delivery's links in chunks; a chunk hitting a code collision is regenerated."""
+    total = 0
+    chunk: list[Any] = []
+    pending = list(deliveries)
+    while pending or chunk:
+        while pending and sum(len(c[1]) for c in chunk) < LINK_INSERT_CHUNK:
+            delivery = pending.pop(0)
+            chunk.append((delivery, rows_for(delivery)))
+        for attempt in range(CODE_COLLISION_RETRIES):
+            try:
+                async with session.begin_nested():
+                    await session.execute(insert(Link), [row for _, rows in chunk for row in rows])
+                break
+            except IntegrityError:
+                if attempt == CODE_COLLISION_RETRIES - 1:
+                    raise
+                chunk = [(delivery, rows_for(delivery)) for delivery, _ in chunk]
+        total += sum(len(rows) for _, rows in chunk)
+        chunk = []
+    return total
+
+
+async def send(
+    session: AsyncSession,
+    *,
+    organization_id: int,
+    campaign_id: int,
+    scheduled_at: datetime | None,
+    public_url: str,
+) -> Campaign:
+    """Snapshot the audience into deliveries with their links and start (or schedule) sending."""
+    # Locked: no message edit can slip in between reading the messages and the snapshot.
+    campaign = await campaigns.get_for_update(
+        session, organization_id=organization_id, campaign_id=campaign_id
+    )
+    if campaign.status != CampaignStatus.DRAFT:
+        raise CampaignNotDraft(f"The campaign is {campaign.status}; only a draft can be sent.")
+    if not campaign.messages:
+        raise NothingToSend("The campaign has no messages.")
+    now = utcnow()
+    scheduled = scheduled_at is not None and scheduled_at > now
+    audience = [
+        (amplifier_id, networks)
+        for amplifier_id, amplifier_networks in (
+            await session.execute(audience_query(session, campaign))
+        ).all()
+        if (networks := effective_networks(campaign.networks, amplifier_networks or []))
+    ]
+    if not audience:
+        raise NothingToSend(
+            "The audience is empty: no active amplifier matches the campaign's tags and networks."
+        )
+    status = CampaignStatus.SCHEDULED if scheduled else CampaignStatus.SENDING
+    await _claim_draft(session, campaign, status, scheduled_at if scheduled else None)
+
+    start_at = scheduled_at if scheduled and scheduled_at else now
+    delivery_rows = [
+        {
+            "campaign_id": campaign.id,
+            "amplifier_id": amplifier_id,
+            "status": DeliveryStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": start_at,
+            "created_at": now,
+        }
+        for amplifier_id, _ in audience
+    ]
+    created = (
+        await session.execute(
+            insert(Delivery).returning(
+                Delivery.id, Delivery.amplifier_id, sort_by_parameter_order=True
+            ),
+            delivery_rows,
+        )
+    ).all()
+    networks_of = dict(audience)
+    messages = [
+        MessageLinkSource(
+            id=m.id,
+            text=m.text,
+            url=m.url,
+            network_text=m.network_text or {},
+            hashtags=m.hashtags or [],
+        )
+        for m in campaign.messages
+    ]
+
+    def rows_for(delivery: Any) -> list[dict[str, Any]]:
+        delivery_id, amplifier_id = delivery
+        return link_rows(
+            public_url=public_url,
+            campaign_id=campaign.id,
+            campaign_name=campaign.name,
+            utm=campaign.utm,
+            delivery_id=delivery_id,
+            amplifier_id=amplifier_id,
+            networks=networks_of[amplifier_id],
+            messages=messages,
+        )
+
+    await _insert_links(session, rows_for, created)
+    await session.refresh(campaign)
+    return campaign
+
+
+async def cancel(session: AsyncSession, *, organization_id: int, campaign_id: int) -> Campaign:
+    """Cancel a scheduled, sending or paused campaign; deliveries not yet sent are cancelled."""
+    campaign = await campaigns.get_for_update(
+        session, organization_id=organization_id, campaign_id=campaign_id
+    )
+    if campaign.status == CampaignStatus.CANCELLED:
+        return campaign
+    cancellable = (CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.PAUSED)
+    if campaign.status not in cancellable:
+        raise CampaignStateConflict(f"A {campaign.status} campaign cannot be cancelled.")
+    result = await session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign.id, Campaign.status.in_(cancellable))
+        .values(status=CampaignStatus.CANCELLED, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise CampaignStateConflict("The campaign changed state meanwhile; reload it.")
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.campaign_id == campaign.id, Delivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.CANCELLED, last_error="campaign cancelled")
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(campaign)
+    return campaign
+
+
+async def resume(session: AsyncSession, *, organization_id: int, campaign_id: int) -> Campaign:
+    """A paused campaign goes on with the deliveries not yet sent."""
+    campaign = await campaigns.get_for_update(
+        session, organization_id=organization_id, campaign_id=campaign_id
+    )
+    result = await session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign.id, Campaign.status == CampaignStatus.PAUSED)
+        .values(status=CampaignStatus.SENDING, resumed_at=utcnow(), updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise CampaignStateConflict(
+            f"Only a paused campaign can be resumed; this one is {campaign.status}."
+        )
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.campaign_id == campaign.id, Delivery.status == DeliveryStatus.PENDING)
+        .values(next_attempt_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(campaign)
+    return campaign
+
+
+def deliveries_query(*, campaign_id: int, status: str | None) -> Select[Delivery, str]:
+    stmt = (
+        select(Delivery, Amplifier.email)
+        .outerjoin(Amplifier, Amplifier.id == Delivery.amplifier_id)
+        .where(Delivery.campaign_id == campaign_id)
+    )
+    if status is not None:
+        stmt = stmt.where(Delivery.status == status)
+    return stmt
+
+
+async def delivery_counts(session: AsyncSession, *, campaign_id: int) -> dict[str, int]:
+    rows = await session.execute(
+        select(Delivery.status, func.count())
+        .where(Delivery.campaign_id == campaign_id)
+        .group_by(Delivery.status)
+    )
+    return {status: count for status, count in rows.all()}
+
+
+async def delivery_for_amplifier(
+    session: AsyncSession, *, campaign_id: int, amplifier_id: int
+) -> Delivery | None:
+    return await session.scalar(
+        select(Delivery).where(
+            and_(Delivery.campaign_id == campaign_id, Delivery.amplifier_id == amplifier_id)
+        )
+    )

@@ -1,0 +1,239 @@
+"""Digest sending throughput against postfix's C `smtp-sink`, with the sink's ceiling measured
+in the same run (one pre-rendered message blasted over the same number of connections).
+
+    python bench/send_digests.py [--amplifiers 10000] [--connections 4] [--database-url URL]
+
+Installs Debian's `postfix` (for smtp-sink) when it is missing. Prints mails/s for both and the
+ratio, and checks every amplifier got exactly one digest (deliveries sent == audience, unique
+Message-IDs, and the sink's own DATA counter).
+"""
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+from sqlalchemy import func, insert, select
+
+from app.core.config import Settings
+from app.core.db import session_scope, utcnow
+from app.core.migrate import upgrade
+from app.keys import service as keys_service
+from app.main import create_app
+from app.models import Amplifier, Campaign, Delivery, Role
+from app.sending.mailer import SmtpConfig, SmtpConnection
+from app.sending.worker import Worker
+
+NETWORKS = ["linkedin", "x", "facebook", "whatsapp"]
+
+
+def ensure_smtp_sink() -> str:
+    path = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if Path(path).exists():
+        return path
+    print("installing postfix (for smtp-sink) from Debian packages ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "postfix"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    return "/usr/sbin/smtp-sink"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Sink:
+    def __init__(self, binary: str, port: int) -> None:
+        self.process = subprocess.Popen(
+            [binary, "-c", f"127.0.0.1:{port}", "1024"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        time.sleep(0.3)
+
+    def stop(self) -> int:
+        self.process.terminate()
+        output, _ = self.process.communicate(timeout=10)
+        numbers = re.findall(rb"(\d+)", output)
+        return int(numbers[-1]) if numbers else -1
+
+
+async def blast(config: SmtpConfig, connections: int, total: int, message: bytes) -> float:
+    per = [total // connections + (1 if i < total % connections else 0) for i in range(connections)]
+
+    async def run(count: int) -> None:
+        connection = SmtpConnection(config)
+        for _ in range(count):
+            await connection.send("bench@amplify.test", "someone@example.com", message)
+        await connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(run(n) for n in per))
+    return time.perf_counter() - started
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--amplifiers", type=int, default=10_000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+
+    sink_binary = ensure_smtp_sink()
+    tmp = Path(tempfile.mkdtemp(prefix="amplify-bench-"))
+    url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    port = free_port()
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=url,
+        secret_key="bench-secret-key-bench-secret-key-bench",  # type: ignore[arg-type]
+        public_url="https://amplify.example",
+        var_dir=tmp,
+        worker="off",
+        smtp_port=port,
+        smtp_connections=args.connections,
+        mail_from="Acme Advocacy <advocacy@acme.example>",
+    )
+    await asyncio.to_thread(upgrade, url)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        maker = app.state.sessionmaker
+        async for session in session_scope(maker):
+            org = await keys_service.get_or_create_organization(
+                session, name=f"Bench {time.time()}"
+            )
+            _key, plain = await keys_service.create(
+                session, organization_id=org.id, role=Role.EDITOR, name="bench"
+            )
+            now = utcnow()
+            await session.execute(
+                insert(Amplifier),
+                [
+                    {
+                        "organization_id": org.id,
+                        "email": f"amp{i}@example.com",
+                        "email_key": f"amp{i}@example.com",
+                        "name": f"Amplifier {i}",
+                        "tags": ["bench"],
+                        "networks": NETWORKS,
+                        "audience": {"linkedin": 500},
+                        "locale": "en",
+                        "status": "active",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for i in range(args.amplifiers)
+                ],
+            )
+        headers = {"Authorization": f"Bearer {plain}"}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+            campaign = (
+                await http.post(
+                    "/api/v1/campaigns",
+                    headers=headers,
+                    json={
+                        "name": "Bench launch",
+                        "subject": "Help us spread the word – bench",
+                        "intro": "Three things worth sharing this week.",
+                        "networks": NETWORKS,
+                        "messages": [
+                            {
+                                "text": f"Message {n}: we shipped something great",
+                                "url": f"https://example.com/{n}",
+                            }
+                            for n in range(3)
+                        ],
+                    },
+                )
+            ).json()
+            started = time.perf_counter()
+            response = await http.post(f"/api/v1/campaigns/{campaign['id']}/send", headers=headers)
+            snapshot_seconds = time.perf_counter() - started
+            assert response.status_code == 202, response.text
+
+        sink = Sink(sink_binary, port)
+        try:
+            sample = tmp / "sample.eml"
+            config = SmtpConfig(host="127.0.0.1", port=port, tls="none", user=None, password=None)
+            worker = Worker(settings=settings, sessionmaker=maker, signer=app.state.signer)
+            # One real digest, pre-rendered, for the blast baseline.
+            async with maker() as session:
+                first_id, first_amplifier = (
+                    await session.execute(
+                        select(Delivery.id, Delivery.amplifier_id)
+                        .where(Delivery.campaign_id == campaign["id"])
+                        .limit(1)
+                    )
+                ).one()
+            job = (await worker.store.load_jobs([(first_id, campaign["id"], first_amplifier, 1)]))[
+                0
+            ]
+            message, _mid = await worker._build(job)
+            sample.write_bytes(message)
+            blast_seconds = await blast(config, args.connections, args.amplifiers, message)
+
+            started = time.perf_counter()
+            task = asyncio.create_task(worker.run())
+            while True:
+                async with maker() as session:
+                    status = await session.scalar(
+                        select(Campaign.status).where(Campaign.id == campaign["id"])
+                    )
+                if status != "sending":
+                    break
+                await asyncio.sleep(0.05)
+            send_seconds = time.perf_counter() - started
+            worker.stop()
+            await task
+        finally:
+            sink_count = sink.stop()
+        async with maker() as session:
+            sent, unique_ids = (
+                await session.execute(
+                    select(func.count(), func.count(func.distinct(Delivery.message_id))).where(
+                        Delivery.campaign_id == campaign["id"], Delivery.status == "sent"
+                    )
+                )
+            ).one()
+
+    ours = args.amplifiers / send_seconds
+    ceiling = args.amplifiers / blast_seconds
+    print(f"database                 {url.split(':')[0]}")
+    print(
+        f"amplifiers               {args.amplifiers} (3 messages x {len(NETWORKS)} networks each)"
+    )
+    print(f"send snapshot (HTTP)     {snapshot_seconds:.2f} s ({args.amplifiers * 24} links)")
+    print(f"sink ceiling (blast)     {ceiling:,.0f} mails/s over {args.connections} connections")
+    print(f"digests sent             {ours:,.0f} mails/s ({send_seconds:.2f} s)")
+    print(f"ratio digests / blast    {ours / ceiling:.2f}")
+    print(f"deliveries sent          {sent} (unique Message-IDs {unique_ids})")
+    print(f"sink DATA counter        {sink_count} (blast + digests)")
+    ok = sent == args.amplifiers == unique_ids and sink_count in (-1, 2 * args.amplifiers)
+    print(
+        "check                    "
+        + ("OK: every amplifier got exactly one digest" if ok else "FAILED")
+    )
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

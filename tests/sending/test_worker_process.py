@@ -1,0 +1,78 @@
+import asyncio
+import os
+import signal
+import sys
+from collections import Counter
+from pathlib import Path
+
+from app.core.config import Settings
+from tests.conftest import TEST_SECRET
+from tests.factories import OrgClients
+from tests.sending.conftest import (
+    make_campaign,
+    make_roster,
+    send_campaign,
+    wait_for_status,
+    wait_until,
+)
+from tests.sending.smtp import SmtpServer
+
+
+async def _start_worker(
+    settings: Settings, smtp_port: int, tmp_root: Path
+) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "AMPLIFY_DATABASE_URL": settings.database_url,
+        "AMPLIFY_SECRET_KEY": TEST_SECRET,
+        "AMPLIFY_PUBLIC_URL": settings.public_url,
+        "AMPLIFY_SMTP_PORT": str(smtp_port),
+        "AMPLIFY_MAIL_FROM": "Acme <advocacy@acme.test>",
+        "AMPLIFY_SEND_RATE": "40",
+        "AMPLIFY_LEASE_SECONDS": "1",
+        "AMPLIFY_WORKER_POLL_SECONDS": "0.05",
+        "AMPLIFY_VAR_DIR": str(tmp_root / "var"),
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app",
+        "worker",
+        env=env,
+        cwd=tmp_root,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+class TestWorkerProcess:
+    async def test_sigkill_mid_campaign_then_restart_misses_nobody(
+        self,
+        org_a: OrgClients,
+        smtp_server: SmtpServer,
+        settings: Settings,
+        tmp_root: Path,
+        sessionmaker,
+    ) -> None:
+        roster = await make_roster(org_a, 80)
+        campaign = await make_campaign(org_a)
+        await send_campaign(org_a, campaign["id"])
+        first = await _start_worker(settings, smtp_server.port, tmp_root)
+        try:
+            await wait_until(lambda: len(smtp_server.handler.received) >= 20, timeout=30)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+        killed_at = len(smtp_server.handler.received)
+        assert killed_at < len(roster), "the worker finished before it could be killed"
+        second = await _start_worker(settings, smtp_server.port, tmp_root)
+        try:
+            await wait_for_status(sessionmaker, campaign["id"], timeout=60)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(second.wait(), timeout=20) == 0
+        counts = Counter(smtp_server.handler.recipients())
+        assert set(counts) == {a["email"] for a in roster}
+        duplicates = sum(counts.values()) - len(counts)
+        # At most the mails accepted but not yet marked when the worker died.
+        assert duplicates <= 8, counts.most_common(10)
