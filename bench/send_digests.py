@@ -60,19 +60,27 @@ def free_port() -> int:
 
 
 class Sink:
-    def __init__(self, binary: str, port: int) -> None:
+    def __init__(self, binary: str, port: int, log: Path) -> None:
+        # The counter goes to a file: an unread pipe would fill up and stall the sink.
+        self.log = log
         self.process = subprocess.Popen(
-            [binary, "-c", f"127.0.0.1:{port}", "1024"],
-            stdout=subprocess.PIPE,
+            [
+                binary,
+                "-c",
+                *(["-u", "nobody"] if os.geteuid() == 0 else []),
+                f"127.0.0.1:{port}",
+                "1024",
+            ],
+            stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
         )
         time.sleep(0.3)
 
     def stop(self) -> int:
         self.process.terminate()
-        output, _ = self.process.communicate(timeout=10)
-        numbers = re.findall(rb"(\d+)", output)
-        return int(numbers[-1]) if numbers else -1
+        self.process.wait(timeout=10)
+        counts = re.findall(rb"mesg=(\d+)", self.log.read_bytes())
+        return int(counts[-1]) if counts else -1
 
 
 async def blast(config: SmtpConfig, connections: int, total: int, message: bytes) -> float:
@@ -169,7 +177,7 @@ async def main() -> int:
             snapshot_seconds = time.perf_counter() - started
             assert response.status_code == 202, response.text
 
-        sink = Sink(sink_binary, port)
+        sink = Sink(sink_binary, port, tmp / "sink.log")
         try:
             sample = tmp / "sample.eml"
             config = SmtpConfig(host="127.0.0.1", port=port, tls="none", user=None, password=None)

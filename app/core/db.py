@@ -66,6 +66,49 @@ def json_array_contains_any(column: Any, values: Sequence[str], dialect_name: st
     return select(literal(1)).select_from(each).where(each.c.value.in_(values)).exists()
 
 
+def _sqlite_datetime(value: datetime) -> str:
+    # The text form SQLAlchemy's SQLite DateTime stores (UTC, no zone): rows stay readable by
+    # the ORM exactly as if it had written them.
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+async def bulk_insert(
+    session: AsyncSession, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert many rows below the ORM: COPY on PostgreSQL, one executemany on SQLite.
+
+    For hot bulk paths only (a campaign snapshot writes hundreds of thousands of links); values
+    must already be what the column stores (aware UTC datetimes, plain str/int).
+    """
+    if not rows:
+        return
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table(table, records=rows, columns=list(columns))
+        return
+    placeholders = ", ".join("?" for _ in columns)
+    statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
+    times = [i for i, value in enumerate(rows[0]) if isinstance(value, datetime)]
+    if times:
+        texts: dict[datetime, str] = {}
+
+        def converted(row: Sequence[Any]) -> tuple[Any, ...]:
+            values = list(row)
+            for i in times:
+                stamp = values[i]
+                text = texts.get(stamp)
+                if text is None:
+                    text = texts[stamp] = _sqlite_datetime(stamp)
+                values[i] = text
+            return tuple(values)
+
+        rows = [converted(row) for row in rows]
+    await connection.exec_driver_sql(statement, list(rows))
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -2,14 +2,13 @@
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from app.models import LinkKind
 from app.sending.networks import SharePost, share_url
-from app.tracking.codes import new_code
 
 
 def slugify(value: str) -> str:
@@ -46,54 +45,84 @@ class MessageLinkSource:
     hashtags: Sequence[str]
 
 
+def visit_targets(
+    messages: Sequence[MessageLinkSource], networks: Sequence[str], *, utm: bool, campaign_name: str
+) -> dict[tuple[int, str], str]:
+    """The landing URL per message × network: the same for every amplifier, so built once."""
+    return {
+        (m.id, n): visit_target(
+            m.url, utm=utm, network=n, campaign_name=campaign_name, message_id=m.id
+        )
+        for m in messages
+        for n in networks
+    }
+
+
+LINK_COLUMNS = (
+    "code",
+    "kind",
+    "campaign_id",
+    "message_id",
+    "delivery_id",
+    "amplifier_id",
+    "network",
+    "target",
+    "created_at",
+)
+LinkRow = tuple[str, str, int, int, int, int, str, str, datetime]
+
+
 def link_rows(
     *,
+    codes: Iterator[str],
     public_url: str,
     campaign_id: int,
-    campaign_name: str,
-    utm: bool,
+    targets: dict[tuple[int, str], str],
     delivery_id: int,
     amplifier_id: int,
     networks: Sequence[str],
     messages: Sequence[MessageLinkSource],
-) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+    created_at: datetime,
+) -> list[LinkRow]:
+    """Two links per message × network, as rows in LINK_COLUMNS order; `codes` supplies fresh
+    random codes."""
+    rows: list[LinkRow] = []
+    ids = (campaign_id, delivery_id, amplifier_id)
     for message in messages:
         for network in networks:
-            visit_code = new_code()
-            share_code = new_code()
-            common = {
-                "campaign_id": campaign_id,
-                "message_id": message.id,
-                "delivery_id": delivery_id,
-                "amplifier_id": amplifier_id,
-                "network": network,
-            }
+            visit_code = next(codes)
+            share_code = next(codes)
             post = SharePost(
                 text=message.network_text.get(network) or message.text,
                 visit_url=f"{public_url}/r/{visit_code}",
                 hashtags=message.hashtags,
             )
+            visit_target_url = targets[(message.id, network)]
+            share_target_url = share_url(network, post)
             rows.append(
-                {
-                    **common,
-                    "code": visit_code,
-                    "kind": LinkKind.VISIT,
-                    "target": visit_target(
-                        message.url,
-                        utm=utm,
-                        network=network,
-                        campaign_name=campaign_name,
-                        message_id=message.id,
-                    ),
-                }
+                (
+                    visit_code,
+                    LinkKind.VISIT,
+                    ids[0],
+                    message.id,
+                    ids[1],
+                    ids[2],
+                    network,
+                    visit_target_url,
+                    created_at,
+                )
             )
             rows.append(
-                {
-                    **common,
-                    "code": share_code,
-                    "kind": LinkKind.SHARE,
-                    "target": share_url(network, post),
-                }
+                (
+                    share_code,
+                    LinkKind.SHARE,
+                    ids[0],
+                    message.id,
+                    ids[1],
+                    ids[2],
+                    network,
+                    share_target_url,
+                    created_at,
+                )
             )
     return rows

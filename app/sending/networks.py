@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote
 
 from app.core.schemas import NETWORKS
@@ -45,12 +46,25 @@ class SharePost:
         return f"{self.text} {tags}" if tags else self.text
 
 
+@lru_cache(maxsize=8192)
 def _q(value: str) -> str:
+    # Cached: a campaign snapshot quotes the same texts and URL prefixes once per amplifier.
     return quote(value, safe="")
 
 
+def _link(post: SharePost) -> str:
+    # Percent-encoding works character by character, so the cached prefix and the code (plain
+    # alphanumerics: quote's fast path) are quoted apart.
+    prefix, _, code = post.visit_url.rpartition("/")
+    return _q(f"{prefix}/") + quote(code, safe="")
+
+
+def _text(post: SharePost) -> str:
+    return _q(post.text_with_hashtags)
+
+
 def _text_then_link(post: SharePost) -> str:
-    return _q(f"{post.text_with_hashtags} {post.visit_url}")
+    return _q(f"{post.text_with_hashtags} ") + _link(post)
 
 
 def _first_line(text: str, limit: int) -> str:
@@ -62,21 +76,21 @@ def _first_line(text: str, limit: int) -> str:
 
 
 def linkedin(post: SharePost) -> str:
-    return f"https://www.linkedin.com/sharing/share-offsite/?url={_q(post.visit_url)}"
+    return f"https://www.linkedin.com/sharing/share-offsite/?url={_link(post)}"
 
 
 def x(post: SharePost) -> str:
-    return f"https://x.com/intent/tweet?text={_q(post.text_with_hashtags)}&url={_q(post.visit_url)}"
+    return f"https://x.com/intent/tweet?text={_text(post)}&url={_link(post)}"
 
 
 def facebook(post: SharePost) -> str:
-    return f"https://www.facebook.com/sharer/sharer.php?u={_q(post.visit_url)}"
+    return f"https://www.facebook.com/sharer/sharer.php?u={_link(post)}"
 
 
 def email(post: SharePost) -> str:
-    subject = _first_line(post.text, EMAIL_SUBJECT_MAX)
-    body = f"{post.text_with_hashtags}\n\n{post.visit_url}"
-    return f"mailto:?subject={_q(subject)}&body={_q(body)}"
+    subject = _q(_first_line(post.text, EMAIL_SUBJECT_MAX))
+    body = _q(f"{post.text_with_hashtags}\n\n") + _link(post)
+    return f"mailto:?subject={subject}&body={body}"
 
 
 def whatsapp(post: SharePost) -> str:
@@ -84,22 +98,20 @@ def whatsapp(post: SharePost) -> str:
 
 
 def telegram(post: SharePost) -> str:
-    return f"https://t.me/share/url?url={_q(post.visit_url)}&text={_q(post.text_with_hashtags)}"
+    return f"https://t.me/share/url?url={_link(post)}&text={_text(post)}"
 
 
 def reddit(post: SharePost) -> str:
-    title = _first_line(post.text, REDDIT_TITLE_MAX)
-    return f"https://www.reddit.com/submit?url={_q(post.visit_url)}&title={_q(title)}"
+    title = _q(_first_line(post.text, REDDIT_TITLE_MAX))
+    return f"https://www.reddit.com/submit?url={_link(post)}&title={title}"
 
 
 def xing(post: SharePost) -> str:
-    return f"https://www.xing.com/spi/shares/new?url={_q(post.visit_url)}"
+    return f"https://www.xing.com/spi/shares/new?url={_link(post)}"
 
 
 def bluesky(post: SharePost) -> str:
-    return (
-        f"https://bsky.app/intent/compose?text={_q(f'{post.text_with_hashtags} {post.visit_url}')}"
-    )
+    return f"https://bsky.app/intent/compose?text={_text_then_link(post)}"
 
 
 def threads(post: SharePost) -> str:

@@ -1,15 +1,15 @@
 """Send, cancel and resume campaigns: the audience snapshot and its links, in one transaction."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, insert, select, update
+from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns import service as campaigns
-from app.core.db import json_array_contains_any, utcnow
+from app.core.db import bulk_insert, json_array_contains_any, utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.models import (
     Amplifier,
@@ -18,11 +18,11 @@ from app.models import (
     CampaignStatus,
     Delivery,
     DeliveryStatus,
-    Link,
 )
-from app.sending.links import MessageLinkSource, link_rows
+from app.sending.links import LINK_COLUMNS, LinkRow, MessageLinkSource, link_rows, visit_targets
+from app.tracking.codes import new_codes
 
-LINK_INSERT_CHUNK = 5_000
+LINK_CHUNK_DELIVERIES = 500
 CODE_COLLISION_RETRIES = 5
 
 
@@ -77,27 +77,22 @@ async def _claim_draft(
         raise CampaignNotDraft("The campaign has already been sent or scheduled.")
 
 
-async def _insert_links(session: AsyncSession, rows_for: Any, deliveries: Sequence[Any]) -> int:
-    """Insert every delivery's links in chunks; a chunk hitting a code collision is regenerated."""
-    total = 0
-    chunk: list[Any] = []
-    pending = list(deliveries)
-    while pending or chunk:
-        while pending and sum(len(c[1]) for c in chunk) < LINK_INSERT_CHUNK:
-            delivery = pending.pop(0)
-            chunk.append((delivery, rows_for(delivery)))
+async def _insert_links(
+    session: AsyncSession, rows_for: Callable[[Any], list[LinkRow]], deliveries: Sequence[Any]
+) -> None:
+    """Insert every delivery's links in chunks; a chunk that hits a code collision (a UNIQUE
+    violation, astronomically rare) is rolled back to its savepoint and regenerated."""
+    for start in range(0, len(deliveries), LINK_CHUNK_DELIVERIES):
+        chunk = deliveries[start : start + LINK_CHUNK_DELIVERIES]
         for attempt in range(CODE_COLLISION_RETRIES):
+            rows = [row for delivery in chunk for row in rows_for(delivery)]
             try:
                 async with session.begin_nested():
-                    await session.execute(insert(Link), [row for _, rows in chunk for row in rows])
+                    await bulk_insert(session, "links", LINK_COLUMNS, rows)
                 break
             except IntegrityError:
                 if attempt == CODE_COLLISION_RETRIES - 1:
                     raise
-                chunk = [(delivery, rows_for(delivery)) for delivery, _ in chunk]
-        total += sum(len(rows) for _, rows in chunk)
-        chunk = []
-    return total
 
 
 async def send(
@@ -134,23 +129,28 @@ async def send(
     await _claim_draft(session, campaign, status, scheduled_at if scheduled else None)
 
     start_at = scheduled_at if scheduled and scheduled_at else now
-    delivery_rows = [
-        {
-            "campaign_id": campaign.id,
-            "amplifier_id": amplifier_id,
-            "status": DeliveryStatus.PENDING,
-            "attempts": 0,
-            "next_attempt_at": start_at,
-            "created_at": now,
-        }
-        for amplifier_id, _ in audience
-    ]
+    await bulk_insert(
+        session,
+        "deliveries",
+        (
+            "campaign_id",
+            "amplifier_id",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "created_at",
+            "updated_at",
+        ),
+        [
+            (campaign.id, amplifier_id, DeliveryStatus.PENDING.value, 0, start_at, now, now)
+            for amplifier_id, _ in audience
+        ],
+    )
     created = (
         await session.execute(
-            insert(Delivery).returning(
-                Delivery.id, Delivery.amplifier_id, sort_by_parameter_order=True
-            ),
-            delivery_rows,
+            select(Delivery.id, Delivery.amplifier_id)
+            .where(Delivery.campaign_id == campaign.id)
+            .order_by(Delivery.id)
         )
     ).all()
     networks_of = dict(audience)
@@ -165,17 +165,24 @@ async def send(
         for m in campaign.messages
     ]
 
-    def rows_for(delivery: Any) -> list[dict[str, Any]]:
+    targets = visit_targets(
+        messages, campaign.networks, utm=campaign.utm, campaign_name=campaign.name
+    )
+
+    def rows_for(delivery: Any) -> list[LinkRow]:
         delivery_id, amplifier_id = delivery
+        networks = networks_of[amplifier_id]
+        codes = iter(new_codes(2 * len(messages) * len(networks)))
         return link_rows(
+            codes=codes,
             public_url=public_url,
             campaign_id=campaign.id,
-            campaign_name=campaign.name,
-            utm=campaign.utm,
+            targets=targets,
             delivery_id=delivery_id,
             amplifier_id=amplifier_id,
-            networks=networks_of[amplifier_id],
+            networks=networks,
             messages=messages,
+            created_at=now,
         )
 
     await _insert_links(session, rows_for, created)
