@@ -10,7 +10,9 @@ Message-IDs, and the sink's own DATA counter).
 
 import argparse
 import asyncio
+import cProfile
 import os
+import pstats
 import re
 import shutil
 import subprocess
@@ -102,6 +104,7 @@ async def main() -> int:
     parser.add_argument("--amplifiers", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--profile", action="store_true", help="cProfile the digest phase")
     args = parser.parse_args()
 
     sink_binary = ensure_smtp_sink()
@@ -198,6 +201,9 @@ async def main() -> int:
             sample.write_bytes(message)
             blast_seconds = await blast(config, args.connections, args.amplifiers, message)
 
+            profiler = cProfile.Profile() if args.profile else None
+            if profiler:
+                profiler.enable()
             started = time.perf_counter()
             task = asyncio.create_task(worker.run())
             while True:
@@ -211,6 +217,9 @@ async def main() -> int:
             send_seconds = time.perf_counter() - started
             worker.stop()
             await task
+            if profiler:
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         finally:
             sink_count = sink.stop()
         async with maker() as session:

@@ -31,7 +31,12 @@ def unsubscribe_url(public_url: str, signer: Signer, amplifier_id: int) -> str:
     return f"{public_url}/u/{unsubscribe_token(signer, amplifier_id)}"
 
 
-def unsubscribe_mailto(settings: Settings, signer: Signer, amplifier_id: int) -> str:
+def unsubscribe_mailto_base(settings: Settings) -> str:
+    """`mailto:` URL up to the subject; the subject is `unsubscribe <token>`, URL-encoded."""
     address = settings.unsubscribe_mailto or envelope_address(settings.mail_from)
+    return f"mailto:{address}?subject="
+
+
+def unsubscribe_mailto(settings: Settings, signer: Signer, amplifier_id: int) -> str:
     subject = quote(f"unsubscribe {unsubscribe_token(signer, amplifier_id)}", safe="")
-    return f"mailto:{address}?subject={subject}"
+    return unsubscribe_mailto_base(settings) + subject

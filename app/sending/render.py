@@ -138,6 +138,24 @@ def digest_context(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Template:
+    statics: tuple[str, ...]  # one more than slots
+    slots: tuple[int, ...]  # placeholder index between statics[i] and statics[i + 1]
+
+    @classmethod
+    def parse(cls, token: re.Pattern[str], source: str) -> "_Template":
+        pieces = token.split(source)  # static, index, static, index, …, static
+        return cls(tuple(pieces[0::2]), tuple(int(i) for i in pieces[1::2]))
+
+    def fill(self, values: Sequence[str]) -> str:
+        out = [self.statics[0]]
+        for slot, static in zip(self.slots, self.statics[1:], strict=True):
+            out.append(values[slot])
+            out.append(static)
+        return "".join(out)
+
+
 class DigestPrototype:
     """A campaign's digest for one set of networks, rendered once with placeholders."""
 
@@ -156,9 +174,12 @@ class DigestPrototype:
             preview=False,
         )
         self._keys = placeholders.keys
-        self._token = placeholders.pattern()
-        self._html = _INLINER.inline(_HTML_ENV.get_template("digest.html.j2").render(context))
-        self._text = _TEXT_ENV.get_template("digest.txt.j2").render(context)
+        token = placeholders.pattern()
+        html_source = _INLINER.inline(_HTML_ENV.get_template("digest.html.j2").render(context))
+        text_source = _TEXT_ENV.get_template("digest.txt.j2").render(context)
+        # Split once into static runs and placeholder slots: a mail is one join, no scanning.
+        self._html = _Template.parse(token, html_source)
+        self._text = _Template.parse(token, text_source)
 
     def render(self, recipient: Recipient) -> RenderedDigest:
         values: dict[str, str] = {
@@ -172,8 +193,8 @@ class DigestPrototype:
         raw = [values[key] for key in self._keys]
         escaped = [html.escape(value) for value in raw]
         return RenderedDigest(
-            text=self._token.sub(lambda m: raw[int(m.group(1))], self._text),
-            html=self._token.sub(lambda m: escaped[int(m.group(1))], self._html),
+            text=self._text.fill(raw),
+            html=self._html.fill(escaped),
         )
 
 

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,9 +38,16 @@ from app.models import (
     Message,
     Organization,
 )
-from app.pages.tokens import unsubscribe_mailto, unsubscribe_url, web_version_url
+from app.pages.tokens import unsubscribe_mailto_base, unsubscribe_token, web_version_url
 from app.sending.mailer import RateLimiter, SendError, SmtpConfig, SmtpConnection
-from app.sending.mime import CampaignHeaders, build_digest, domain_of, envelope_address, message_id
+from app.sending.mime import (
+    CampaignHeaders,
+    HeaderInjection,
+    build_digest,
+    domain_of,
+    envelope_address,
+    message_id,
+)
 from app.sending.render import CampaignContent, DigestPrototype, MessageContent, Recipient
 
 logger = logging.getLogger("amplify.worker")
@@ -227,6 +235,20 @@ class DeliveryStore:
             )
             return {campaign_id: (status, updated) for campaign_id, status, updated in rows.all()}
 
+    async def renew_leases(self) -> int:
+        """Extend this worker's leases: claimed work waiting behind a rate cap stays ours."""
+        async with self.sessionmaker.begin() as session:
+            result = await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.lease_owner == self.worker_id,
+                    Delivery.status == DeliveryStatus.PENDING,
+                )
+                .values(lease_expires_at=utcnow() + timedelta(seconds=self.settings.lease_seconds))
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def release(self, delivery_ids: Sequence[int]) -> None:
         """Give back leases of claimed deliveries this worker will not send (shutdown)."""
         if delivery_ids:
@@ -397,6 +419,7 @@ class Worker:
         self.rate = RateLimiter(settings.send_rate)
         self.sender = envelope_address(settings.mail_from)
         self.domain = domain_of(settings.mail_from)
+        self._mailto_base = unsubscribe_mailto_base(settings)
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=settings.worker_batch * 2)
         self._outcomes: list[Outcome] = []
         self._outcome_added = asyncio.Event()
@@ -406,6 +429,8 @@ class Worker:
         self._inflight_campaigns: Counter[int] = Counter()
         self._states: dict[int, tuple[str, datetime]] = {}
         self._states_checked = 0.0
+        self._leases_renewed = time.monotonic()
+        self._promoted = 0.0
         # Set whenever nothing is claimed, queued, being sent or waiting to be marked.
         self.idle = asyncio.Event()
 
@@ -445,7 +470,7 @@ class Worker:
     async def _claimer(self) -> None:
         while not self._stop.is_set():
             try:
-                await self.store.promote_scheduled()
+                await self._promote_scheduled()
                 room = self._queue.maxsize - self._queue.qsize()
                 claimed = (
                     await self.store.claim(min(room, self.settings.worker_batch)) if room else []
@@ -454,6 +479,8 @@ class Worker:
                 logger.exception("claiming deliveries failed; retrying")
                 claimed = []
             if claimed:
+                if self._inflight == 0:
+                    self._leases_renewed = time.monotonic()
                 self.idle.clear()
                 self._inflight += len(claimed)
                 self._inflight_campaigns.update(row[1] for row in claimed)
@@ -462,11 +489,29 @@ class Worker:
                     await self._queue.put(job)
                 continue
             await self._refresh_states()
+            await self._renew_leases()
             if self._inflight == 0:
                 await self._sweep()
                 self.idle.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.settings.worker_poll_seconds)
+
+    async def _promote_scheduled(self) -> None:
+        now = time.monotonic()
+        if now - self._promoted < self.settings.worker_poll_seconds:
+            return
+        self._promoted = now
+        await self.store.promote_scheduled()
+
+    async def _renew_leases(self) -> None:
+        now = time.monotonic()
+        if self._inflight == 0 or now - self._leases_renewed < self.settings.lease_seconds / 3:
+            return
+        self._leases_renewed = now
+        try:
+            await self.store.renew_leases()
+        except Exception:
+            logger.exception("renewing leases failed")
 
     async def _sweep(self) -> None:
         try:
@@ -514,7 +559,10 @@ class Worker:
             )
         if not job.share_urls:
             return Outcome(job, "failed", error="no share links for this delivery")
-        raw, mid = await self._build(job)
+        try:
+            raw, mid = await self._build(job)
+        except HeaderInjection as exc:
+            return Outcome(job, "failed", error=f"cannot build the mail: {exc}")
         await self.rate.acquire()
         try:
             await connection.send(self.sender, job.email, raw)
@@ -544,7 +592,8 @@ class Worker:
             prototype = DigestPrototype(campaign.content, job.networks)
             campaign.prototypes[job.networks] = prototype
         assert job.email is not None and job.amplifier_id is not None
-        unsubscribe = unsubscribe_url(self.settings.public_url, self.signer, job.amplifier_id)
+        token = unsubscribe_token(self.signer, job.amplifier_id)
+        unsubscribe = f"{self.settings.public_url}/u/{token}"
         rendered = prototype.render(
             Recipient(
                 name=job.name or "",
@@ -557,9 +606,8 @@ class Worker:
             )
         )
         list_unsubscribe = f"<{unsubscribe}>"
-        list_unsubscribe += (
-            f", <{unsubscribe_mailto(self.settings, self.signer, job.amplifier_id)}>"
-        )
+        subject = quote(f"unsubscribe {token}", safe="")
+        list_unsubscribe += f", <{self._mailto_base}{subject}>"
         mid = message_id(self.domain, job.campaign_id, job.delivery_id)
         raw = build_digest(
             campaign_headers=campaign.headers,

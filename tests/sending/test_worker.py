@@ -75,6 +75,20 @@ class TestWorkerDelivers:
         assert len(smtp_server.handler.received) == 30
 
 
+    async def test_leases_are_renewed_while_work_waits_behind_the_rate_cap(
+        self, org_a: OrgClients, smtp_server: SmtpServer, run_worker, sessionmaker
+    ) -> None:
+        await make_roster(org_a, 15)
+        campaign = await make_campaign(org_a)
+        await send_campaign(org_a, campaign["id"])
+        # 15 mails at 10/s take 1.5 s, three times the lease: without renewal the worker
+        # would re-claim its own queued deliveries and send them twice.
+        async with run_worker(send_rate=10, lease_seconds=0.5, worker_poll_seconds=0.05):
+            await wait_for_status(sessionmaker, campaign["id"])
+        counts = Counter(smtp_server.handler.recipients())
+        assert len(counts) == 15 and max(counts.values()) == 1
+
+
 class TestSmtpReplies:
     async def test_451_then_250_is_retried(
         self, org_a: OrgClients, smtp_server: SmtpServer, run_worker, sessionmaker
