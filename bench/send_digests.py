@@ -91,7 +91,9 @@ async def blast(config: SmtpConfig, connections: int, total: int, message: bytes
     async def run(count: int) -> None:
         connection = SmtpConnection(config)
         for _ in range(count):
-            await connection.send("bench@amplify.test", "someone@example.com", message)
+            await connection.send(
+                "bench@amplify.test", "someone@example.com", message, eight_bit=True
+            )
         await connection.close()
 
     started = time.perf_counter()
@@ -197,7 +199,7 @@ async def main() -> int:
             job = (await worker.store.load_jobs([(first_id, campaign["id"], first_amplifier, 1)]))[
                 0
             ]
-            message, _mid = await worker._build(job)
+            message, _mid = await worker._build(job, eight_bit=True)
             sample.write_bytes(message)
             blast_seconds = await blast(config, args.connections, args.amplifiers, message)
 
@@ -253,4 +255,7 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    import uvloop  # what `amplify worker` and `amplify serve` run on
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        sys.exit(runner.run(main()))

@@ -76,12 +76,40 @@ def _reply_error(exc: aiosmtplib.SMTPResponseException, stage: str) -> SendError
     return SendError(text, transient=False, bounce=stage == "RCPT", code=code)
 
 
+class _Refused(Exception):
+    def __init__(self, stage: str, response: aiosmtplib.SMTPResponse) -> None:
+        super().__init__(stage)
+        self.stage = stage
+        self.response = response
+
+
 class SmtpConnection:
-    """One SMTP session, (re)opened on demand and reused for many messages."""
+    """One SMTP session, (re)opened on demand and reused for many messages.
+
+    The envelope goes out as plain MAIL/RCPT commands with addresses already validated at the
+    API, which spares the client library's per-mail address parsing."""
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
         self._client: aiosmtplib.SMTP | None = None
+        self.eight_bit = False
+
+    async def open(self) -> None:
+        """Connect (and log in) unless connected; raises SendError when the server is away."""
+        try:
+            await self._connected()
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            await self.close()
+            logger.error("SMTP authentication failed: %s %s", exc.code, exc.message)
+            raise SendError(f"AUTH: {exc.code} {exc.message}", transient=True) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            await self.close()
+            raise _reply_error(exc, "CONNECT") from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await self.close()
+            raise SendError(
+                f"connection: {type(exc).__name__}: {exc}"[:480], transient=True
+            ) from exc
 
     async def _connected(self) -> aiosmtplib.SMTP:
         if self._client is not None and self._client.is_connected:
@@ -97,36 +125,63 @@ class SmtpConnection:
             timeout=self.config.timeout,
         )
         await client.connect()
+        if client.is_ehlo_or_helo_needed:
+            # Greet now: the library would greet lazily before DATA and reset our envelope.
+            await client.ehlo()
         self._client = client
+        self.eight_bit = client.supports_extension("8bitmime")
         return client
 
-    async def send(self, sender: str, recipient: str, message: bytes) -> None:
+    async def _transaction(
+        self, client: aiosmtplib.SMTP, sender: str, recipient: str, message: bytes, eight_bit: bool
+    ) -> None:
+        mail_args = [f"FROM:<{sender}>".encode()]
+        if eight_bit:
+            mail_args.append(b"BODY=8BITMIME")
+        response = await client.execute_command(b"MAIL", *mail_args)
+        if response.code != 250:
+            raise _Refused("MAIL", response)
+        response = await client.execute_command(b"RCPT", f"TO:<{recipient}>".encode())
+        if response.code not in (250, 251):
+            raise _Refused("RCPT", response)
+        await client.data(message)
+
+    async def send(
+        self, sender: str, recipient: str, message: bytes, *, eight_bit: bool = False
+    ) -> None:
         """Send one message; raises SendError with the classified reply."""
+        await self.open()
+        assert self._client is not None
+        client = self._client
         try:
-            client = await self._connected()
-            await client.sendmail(sender, [recipient], message)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refused = exc.recipients[0] if exc.recipients else None
-            if refused is None:
-                raise SendError("RCPT refused", transient=True) from exc
-            raise _reply_error(refused, "RCPT") from exc
-        except aiosmtplib.SMTPSenderRefused as exc:
-            raise _reply_error(exc, "MAIL") from exc
+            await self._transaction(client, sender, recipient, message, eight_bit)
+        except _Refused as refused:
+            await self._reset(client)
+            code, text = refused.response.code, refused.response.message
+            raise _reply_error(
+                aiosmtplib.SMTPResponseException(code, text), refused.stage
+            ) from None
         except aiosmtplib.SMTPDataError as exc:
+            await self._reset(client)
             raise _reply_error(exc, "DATA") from exc
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            await self.close()
-            logger.error("SMTP authentication failed: %s %s", exc.code, exc.message)
-            raise SendError(f"AUTH: {exc.code} {exc.message}", transient=True) from exc
         except aiosmtplib.SMTPResponseException as exc:
             # 421 and friends: the server is closing or unwilling; reconnect next time.
             await self.close()
             raise _reply_error(exc, "SMTP") from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError) as exc:
             await self.close()
             raise SendError(
                 f"connection: {type(exc).__name__}: {exc}"[:480], transient=True
             ) from exc
+
+    async def _reset(self, client: aiosmtplib.SMTP) -> None:
+        """RSET after a refusal so the session can carry the next mail; a 421 closes it."""
+        try:
+            response = await client.execute_command(b"RSET")
+            if response.code != 250:
+                await self.close()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            await self.close()
 
     async def close(self) -> None:
         client, self._client = self._client, None

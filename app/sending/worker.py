@@ -560,12 +560,12 @@ class Worker:
         if not job.share_urls:
             return Outcome(job, "failed", error="no share links for this delivery")
         try:
-            raw, mid = await self._build(job)
+            await connection.open()
+            raw, mid = await self._build(job, eight_bit=connection.eight_bit)
+            await self.rate.acquire()
+            await connection.send(self.sender, job.email, raw, eight_bit=connection.eight_bit)
         except HeaderInjection as exc:
             return Outcome(job, "failed", error=f"cannot build the mail: {exc}")
-        await self.rate.acquire()
-        try:
-            await connection.send(self.sender, job.email, raw)
         except SendError as exc:
             if exc.transient and job.attempts < self.settings.max_attempts:
                 return Outcome(job, "retry", error=str(exc))
@@ -585,7 +585,7 @@ class Worker:
             self._campaigns[campaign_id] = cached
         return cached
 
-    async def _build(self, job: Job) -> tuple[bytes, str]:
+    async def _build(self, job: Job, *, eight_bit: bool) -> tuple[bytes, str]:
         campaign = await self._campaign(job.campaign_id)
         prototype = campaign.prototypes.get(job.networks)
         if prototype is None:
@@ -618,6 +618,7 @@ class Worker:
             list_unsubscribe=list_unsubscribe,
             text=rendered.text,
             html=rendered.html,
+            eight_bit=eight_bit,
         )
         return raw, mid
 
