@@ -11,16 +11,15 @@ UNSUBSCRIBE = "unsubscribe"
 
 
 def digest_token(signer: Signer, delivery_id: int) -> str:
-    return signer.dumps(DIGEST, delivery_id)
+    return signer.sign_id(DIGEST, delivery_id)
 
 
 def unsubscribe_token(signer: Signer, amplifier_id: int) -> str:
-    return signer.dumps(UNSUBSCRIBE, amplifier_id)
+    return signer.sign_id(UNSUBSCRIBE, amplifier_id)
 
 
 def read_token(signer: Signer, purpose: str, token: str) -> int | None:
-    value = signer.loads(purpose, token)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return signer.unsign_id(purpose, token)
 
 
 def web_version_url(public_url: str, signer: Signer, delivery_id: int) -> str:

@@ -87,7 +87,8 @@ class SmtpConnection:
     """One SMTP session, (re)opened on demand and reused for many messages.
 
     The envelope goes out as plain MAIL/RCPT commands with addresses already validated at the
-    API, which spares the client library's per-mail address parsing."""
+    API, which spares the client library's per-mail address parsing. Messages must use CRLF
+    line endings (mime.build_digest does)."""
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
@@ -144,7 +145,27 @@ class SmtpConnection:
         response = await client.execute_command(b"RCPT", f"TO:<{recipient}>".encode())
         if response.code not in (250, 251):
             raise _Refused("RCPT", response)
-        await client.data(message)
+        await self._data(client, message)
+
+    async def _data(self, client: aiosmtplib.SMTP, message: bytes) -> None:
+        # `client.data()` runs two regular expressions over every message to fix line endings
+        # and stuff dots; our messages already end lines in CRLF, so dot-stuffing is a plain
+        # replace. On a 20 KB digest that is most of the client's per-mail cost.
+        response = await client.execute_command(b"DATA")
+        if response.code != 354:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        stuffed = message.replace(b"\r\n.", b"\r\n..")
+        if stuffed.startswith(b"."):
+            stuffed = b"." + stuffed
+        if not stuffed.endswith(b"\r\n"):
+            stuffed += b"\r\n"
+        protocol = client.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("connection lost")
+        protocol.write(stuffed + b".\r\n")
+        response = await protocol.read_response(timeout=self.config.timeout)
+        if response.code != 250:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
 
     async def send(
         self, sender: str, recipient: str, message: bytes, *, eight_bit: bool = False

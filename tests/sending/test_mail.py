@@ -41,7 +41,10 @@ class TestDigestMail:
             subject="Grüße – our launch 🚀",
             networks=["linkedin", "x", "facebook"],
             messages=[
-                {"text": "First ünïcode message", "url": "https://example.com/a"},
+                {
+                    "text": "First ünïcode message\n.a line with a leading dot\n..and two",
+                    "url": "https://example.com/a",
+                },
                 {"text": "Second", "url": "https://example.com/b?ref=1", "hashtags": ["launch"]},
             ],
         )
@@ -63,6 +66,8 @@ class TestDigestMail:
         assert targets[0].startswith(f"{PUBLIC}/u/") and targets[1].startswith("mailto:")
         text, html = parts[0].get_content(), parts[1].get_content()
         assert "First ünïcode message" in text and "First ünïcode message" in html
+        # SMTP dot-stuffing is undone by the receiver: lines starting with dots arrive intact.
+        assert "\n.a line with a leading dot\n..and two" in text.replace("\r\n", "\n")
         # Every link in the mail is ours: tracked shortlinks and amplifier pages.
         hrefs = re.findall(r'href="([^"]+)"', html)
         assert hrefs and all(
@@ -147,9 +152,19 @@ class TestUnsubscribe:
         from app.core.security import Signer
         from tests.conftest import TEST_SECRET
 
-        token = Signer(TEST_SECRET).dumps("unsubscribe", response.json()["id"])
+        token = Signer(TEST_SECRET).sign_id("unsubscribe", response.json()["id"])
+        digest_token = Signer(TEST_SECRET).sign_id("digest", response.json()["id"])
         tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
-        for path in (f"/u/{tampered}", "/u/garbage", "/a/garbage", f"/a/{token}"):
+        foreign = Signer("another-secret-another-secret-another").sign_id("unsubscribe", 1)
+        for path in (
+            f"/u/{tampered}",
+            "/u/garbage",
+            "/a/garbage",
+            f"/a/{token}",  # an unsubscribe token is no digest token
+            f"/u/{digest_token}",
+            f"/u/{foreign}",
+            f"/u/{response.json()['id']}",
+        ):
             page = await client.get(path)
             assert page.status_code == 404, path
             assert page.headers["content-type"].startswith("text/html")

@@ -74,7 +74,6 @@ class TestWorkerDelivers:
         assert elapsed >= 1.3
         assert len(smtp_server.handler.received) == 30
 
-
     async def test_leases_are_renewed_while_work_waits_behind_the_rate_cap(
         self, org_a: OrgClients, smtp_server: SmtpServer, run_worker, sessionmaker
     ) -> None:
