@@ -18,7 +18,7 @@ from app.amplifiers.schemas import (
     ImportRowError,
     email_key,
 )
-from app.core.db import json_array_contains_any, utcnow
+from app.core.db import MAX_ID, json_array_contains_any, utcnow
 from app.core.errors import Conflict, NotFound
 from app.core.pagination import paginate_by_id
 from app.core.security import Signer
@@ -33,7 +33,6 @@ LOOKUP_CHUNK = 500
 MAX_REPORTED_ERRORS = 1000
 LIKE_ESCAPE = "\\"
 # Ids are 32-bit on PostgreSQL: a larger one cannot exist, and must not reach the driver.
-MAX_ID = 2**31 - 1
 
 
 class AmplifierNotFound(NotFound):

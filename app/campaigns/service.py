@@ -17,14 +17,13 @@ from app.campaigns.schemas import (
     MessageIn,
     MessageUpdate,
 )
-from app.core.db import utcnow
+from app.core.db import MAX_ID, utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
 from app.core.security import Signer
 from app.models import Campaign, CampaignStatus, Message
 
 # Ids are 32-bit integer columns: a larger id cannot exist, and PostgreSQL would refuse to compare.
-MAX_ID = 2**31 - 1
 
 # Fields that stay editable after the send snapshot was taken (they only label the digest).
 ALWAYS_EDITABLE = frozenset({"name", "subject", "intro"})

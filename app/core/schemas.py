@@ -1,10 +1,10 @@
 """Field types shared by every domain's schemas."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer, field_validator
 
 NETWORKS: tuple[str, ...] = (
     "linkedin",
@@ -82,8 +82,32 @@ BodyText = Annotated[str, AfterValidator(_no_control_chars)]
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
 
 
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_lone_surrogate(v) for v in value)
+    if isinstance(value, BaseModel):
+        return any(_has_lone_surrogate(v) for v in value.__dict__.values())
+    return False
+
+
 class InputModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        # JSON escapes can carry lone surrogates (\ud800) that no database column can store.
+        if _has_lone_surrogate(value):
+            raise ValueError("must be valid Unicode text (no unpaired surrogates)")
+        return value
 
 
 class OutputModel(BaseModel):

@@ -1,7 +1,7 @@
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import utcnow
+from app.core.db import MAX_ID, utcnow
 from app.core.errors import Conflict, NotFound
 from app.core.security import hash_api_key, new_api_key
 from app.models import ApiKey, Organization, Role
@@ -49,6 +49,8 @@ def active_keys(*, organization_id: int) -> Select[ApiKey]:
 
 
 async def revoke(session: AsyncSession, *, organization_id: int, key_id: int) -> None:
+    if not 0 < key_id <= MAX_ID:
+        raise KeyNotFound(f"API key {key_id} does not exist.")
     key = await session.scalar(
         select(ApiKey).where(
             ApiKey.id == key_id,

@@ -4,6 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns import service as campaigns
+from app.core.db import MAX_ID
 from app.core.errors import NotFound
 from app.core.security import Signer
 from app.models import Amplifier, Campaign, Link, LinkKind, Organization
@@ -78,6 +79,8 @@ async def preview_html(
     )
     name, email, amplifier_networks = "Alex Example", "alex@example.com", []
     if amplifier_id is not None:
+        if not 0 < amplifier_id <= MAX_ID:
+            raise AmplifierNotFound(f"Amplifier {amplifier_id} does not exist.")
         amplifier = await session.scalar(
             select(Amplifier).where(
                 Amplifier.id == amplifier_id, Amplifier.organization_id == organization_id

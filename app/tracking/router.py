@@ -19,9 +19,19 @@ NOT_FOUND_PAGE = (
 )
 
 
-@router.api_route("/r/{code}", methods=["GET", "HEAD"], response_class=Response)
+@router.get("/r/{code}", response_class=Response)
 async def follow(code: str, request: Request, session: SessionDep) -> Response:
-    """Record the click (GET only) and redirect to the link's stored target."""
+    """Record the click and redirect to the link's stored target."""
+    return await _redirect(code, request, session)
+
+
+@router.head("/r/{code}", response_class=Response)
+async def follow_head(code: str, request: Request, session: SessionDep) -> Response:
+    """Answer like GET without recording anything (mail clients and previews send HEADs)."""
+    return await _redirect(code, request, session)
+
+
+async def _redirect(code: str, request: Request, session: SessionDep) -> Response:
     link = None
     if looks_like_code(code):
         link = await session.scalar(select(Link).where(Link.code == code))
