@@ -109,14 +109,19 @@ def domain_of(header_value: str) -> str:
 MAX_LINE_OCTETS = 998
 
 
-def _body(text: str, *, eight_bit: bool) -> tuple[str, bytes]:
-    """(Content-Transfer-Encoding, encoded body). Raw 8bit when the server takes it and every
-    line fits SMTP's 998 octets: nothing to encode, and the client library's per-line work
-    stays small. Quoted-printable otherwise."""
+@dataclass(frozen=True, slots=True)
+class MimeBody:
+    transfer_encoding: str
+    data: bytes  # encoded, CRLF line ends
+
+
+def encode_body(text: str, *, eight_bit: bool) -> MimeBody:
+    """Raw 8bit when the server takes it and every line fits SMTP's 998 octets (nothing to
+    encode); quoted-printable otherwise."""
     data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
     if eight_bit and max(map(len, data.split(b"\n"))) <= MAX_LINE_OCTETS:
-        return ("7bit" if data.isascii() else "8bit"), data.replace(b"\n", CRLF)
-    return "quoted-printable", binascii.b2a_qp(data, istext=True).replace(b"\n", CRLF)
+        return MimeBody("8bit", data.replace(b"\n", CRLF))
+    return MimeBody("quoted-printable", binascii.b2a_qp(data, istext=True).replace(b"\n", CRLF))
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +154,11 @@ def build_digest(
     message_id_value: str,
     date: datetime,
     list_unsubscribe: str,
-    text: str,
-    html: str,
-    eight_bit: bool = False,
+    text: MimeBody,
+    html: MimeBody,
 ) -> bytes:
-    """A multipart/alternative digest: text/plain first, text/html last. `eight_bit` when the
-    server announced 8BITMIME (send with BODY=8BITMIME then)."""
+    """A multipart/alternative digest: text/plain first, text/html last. Send with
+    BODY=8BITMIME when a part is 8bit."""
     boundary = "=_amplify_" + secrets.token_hex(12)
     head = b"".join(
         (
@@ -168,13 +172,12 @@ def build_digest(
     )
     sep = f"--{boundary}\r\n".encode()
     parts: list[bytes] = [head, CRLF]
-    for subtype, content in (("plain", text), ("html", html)):
-        encoding, body = _body(content, eight_bit=eight_bit)
+    for subtype, body in (("plain", text), ("html", html)):
         parts += (
             sep,
             f'Content-Type: text/{subtype}; charset="utf-8"\r\n'.encode(),
-            f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode(),
-            body,
+            f"Content-Transfer-Encoding: {body.transfer_encoding}\r\n\r\n".encode(),
+            body.data,
             CRLF,
         )
     parts.append(f"--{boundary}--\r\n".encode())

@@ -594,7 +594,7 @@ class Worker:
         assert job.email is not None and job.amplifier_id is not None
         token = unsubscribe_token(self.signer, job.amplifier_id)
         unsubscribe = f"{self.settings.public_url}/u/{token}"
-        rendered = prototype.render(
+        text, html = prototype.render_parts(
             Recipient(
                 name=job.name or "",
                 email=job.email,
@@ -603,7 +603,8 @@ class Worker:
                     self.settings.public_url, self.signer, job.delivery_id
                 ),
                 unsubscribe_url=unsubscribe,
-            )
+            ),
+            eight_bit=eight_bit,
         )
         list_unsubscribe = f"<{unsubscribe}>"
         subject = quote(f"unsubscribe {token}", safe="")
@@ -616,9 +617,8 @@ class Worker:
             message_id_value=mid,
             date=utcnow(),
             list_unsubscribe=list_unsubscribe,
-            text=rendered.text,
-            html=rendered.html,
-            eight_bit=eight_bit,
+            text=text,
+            html=html,
         )
         return raw, mid
 

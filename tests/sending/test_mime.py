@@ -6,10 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.sending.mime import CampaignHeaders, HeaderInjection, build_digest
+from app.sending.mime import CampaignHeaders, HeaderInjection, build_digest, encode_body
 
 
-def _build(subject: str, name: str, text: str = "Hi\n.\nbye", html: str = "<p>Hi</p>") -> bytes:
+def _build(
+    subject: str,
+    name: str,
+    text: str = "Hi\n.\nbye",
+    html: str = "<p>Hi</p>",
+    eight_bit: bool = False,
+) -> bytes:
     headers = CampaignHeaders.build(mail_from="Acme <news@acme.test>", subject=subject)
     return build_digest(
         campaign_headers=headers,
@@ -18,8 +24,8 @@ def _build(subject: str, name: str, text: str = "Hi\n.\nbye", html: str = "<p>Hi
         message_id_value="<x.1@acme.test>",
         date=datetime(2026, 11, 22, 9, 0, tzinfo=UTC),
         list_unsubscribe="<https://amplify.test/u/t>, <mailto:news@acme.test?subject=unsubscribe>",
-        text=text,
-        html=html,
+        text=encode_body(text, eight_bit=eight_bit),
+        html=encode_body(html, eight_bit=eight_bit),
     )
 
 
