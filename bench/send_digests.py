@@ -85,6 +85,26 @@ class Sink:
         return int(counts[-1]) if counts else -1
 
 
+def worker_process(settings: Settings, connections: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "AMPLIFY_DATABASE_URL": settings.database_url,
+        "AMPLIFY_SECRET_KEY": settings.signing_key(),
+        "AMPLIFY_PUBLIC_URL": settings.public_url,
+        "AMPLIFY_SMTP_PORT": str(settings.smtp_port),
+        "AMPLIFY_SMTP_CONNECTIONS": str(connections),
+        "AMPLIFY_MAIL_FROM": settings.mail_from,
+        "AMPLIFY_WORKER_POLL_SECONDS": "0.05",
+        "AMPLIFY_VAR_DIR": str(settings.var_dir),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "app", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 async def blast(config: SmtpConfig, connections: int, total: int, message: bytes) -> float:
     per = [total // connections + (1 if i < total % connections else 0) for i in range(connections)]
 
@@ -107,6 +127,12 @@ async def main() -> int:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--profile", action="store_true", help="cProfile the digest phase")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="send with N `amplify worker` processes instead of one in-process worker",
+    )
     args = parser.parse_args()
 
     sink_binary = ensure_smtp_sink()
@@ -207,7 +233,14 @@ async def main() -> int:
             if profiler:
                 profiler.enable()
             started = time.perf_counter()
-            task = asyncio.create_task(worker.run())
+            if args.processes:
+                children = [
+                    worker_process(settings, args.connections) for _ in range(args.processes)
+                ]
+                task = None
+            else:
+                children = []
+                task = asyncio.create_task(worker.run())
             while True:
                 async with maker() as session:
                     status = await session.scalar(
@@ -218,7 +251,11 @@ async def main() -> int:
                 await asyncio.sleep(0.05)
             send_seconds = time.perf_counter() - started
             worker.stop()
-            await task
+            if task is not None:
+                await task
+            for child in children:
+                child.terminate()
+                child.wait(timeout=20)
             if profiler:
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
@@ -241,7 +278,8 @@ async def main() -> int:
     )
     print(f"send snapshot (HTTP)     {snapshot_seconds:.2f} s ({args.amplifiers * 24} links)")
     print(f"sink ceiling (blast)     {ceiling:,.0f} mails/s over {args.connections} connections")
-    print(f"digests sent             {ours:,.0f} mails/s ({send_seconds:.2f} s)")
+    how = f"{args.processes} worker processes" if args.processes else "one in-process worker"
+    print(f"digests sent             {ours:,.0f} mails/s ({send_seconds:.2f} s, {how})")
     print(f"ratio digests / blast    {ours / ceiling:.2f}")
     print(f"deliveries sent          {sent} (unique Message-IDs {unique_ids})")
     print(f"sink DATA counter        {sink_count} (blast + digests)")
