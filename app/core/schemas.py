@@ -1,23 +1,11 @@
 """Field types shared by every domain's schemas."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer, field_validator
 
-NETWORKS: tuple[str, ...] = (
-    "linkedin",
-    "x",
-    "facebook",
-    "email",
-    "whatsapp",
-    "telegram",
-    "reddit",
-    "xing",
-    "bluesky",
-    "threads",
-)
 Network = Literal[
     "linkedin",
     "x",
@@ -30,6 +18,7 @@ Network = Literal[
     "bluesky",
     "threads",
 ]
+NETWORKS: tuple[str, ...] = get_args(Network)
 
 MAX_URL_LENGTH = 2048
 

@@ -3,19 +3,14 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.amplifiers import service as amplifiers
 from app.campaigns import service as campaigns
-from app.core.db import MAX_ID
-from app.core.errors import NotFound
 from app.core.security import Signer
-from app.models import Amplifier, Campaign, Link, LinkKind, Organization
+from app.models import Campaign, Link, LinkKind, Organization
 from app.pages.tokens import unsubscribe_url, web_version_url
 from app.sending import service
 from app.sending.networks import SharePost, share_url
 from app.sending.render import CampaignContent, MessageContent, Recipient, render_digest
-
-
-class AmplifierNotFound(NotFound):
-    pass
 
 
 async def campaign_content(session: AsyncSession, campaign: Campaign) -> CampaignContent:
@@ -79,15 +74,9 @@ async def preview_html(
     )
     name, email, amplifier_networks = "Alex Example", "alex@example.com", []
     if amplifier_id is not None:
-        if not 0 < amplifier_id <= MAX_ID:
-            raise AmplifierNotFound(f"Amplifier {amplifier_id} does not exist.")
-        amplifier = await session.scalar(
-            select(Amplifier).where(
-                Amplifier.id == amplifier_id, Amplifier.organization_id == organization_id
-            )
+        amplifier = await amplifiers.get(
+            session, organization_id=organization_id, amplifier_id=amplifier_id
         )
-        if amplifier is None:
-            raise AmplifierNotFound(f"Amplifier {amplifier_id} does not exist.")
         name, email, amplifier_networks = amplifier.name or "", amplifier.email, amplifier.networks
     networks = service.effective_networks(campaign.networks, amplifier_networks or [])
     delivery = (
