@@ -19,6 +19,7 @@ from app.core.db import Base, make_engine
 from app.core.migrate import upgrade
 from app.main import create_app
 from tests.factories import OrgClients, make_org_clients
+from tests.sending.smtp import SmtpServer
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-to-sign-things"
 
@@ -144,5 +145,9 @@ async def org_b(
 
 
 @pytest.fixture
-def anyio_backend() -> Iterator[str]:
-    yield "asyncio"
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that records or refuses mail."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
