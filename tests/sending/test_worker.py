@@ -177,7 +177,10 @@ class TestSmtpReplies:
             smtp_server.handler.rcpt_replies[f"amp{i}@example.com"].append("554 5.7.1 Rejected")
         campaign = await make_campaign(org_a)
         await send_campaign(org_a, campaign["id"])
-        async with run_worker(pause_min_errors=3, pause_error_rate=0.5, worker_batch=1):
+        # A send rate cap keeps the pause (applied with each outcome batch) ahead of the sending.
+        async with run_worker(
+            pause_min_errors=3, pause_error_rate=0.5, worker_batch=1, send_rate=20
+        ):
             await wait_for_status(sessionmaker, campaign["id"], ("paused",))
             deliveries = await _deliveries(sessionmaker, campaign["id"])
             assert any(d.status == "pending" for d in deliveries)
