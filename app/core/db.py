@@ -9,6 +9,7 @@ from sqlalchemy import JSON, DateTime, MetaData, event, func, literal, or_, sele
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -76,7 +77,7 @@ def _sqlite_datetime(value: datetime) -> str:
 
 
 async def bulk_insert(
-    session: AsyncSession, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    connection: AsyncConnection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     """Insert many rows below the ORM: COPY on PostgreSQL, one executemany on SQLite.
 
@@ -85,7 +86,6 @@ async def bulk_insert(
     """
     if not rows:
         return
-    connection = await session.connection()
     if connection.dialect.name == "postgresql":
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection

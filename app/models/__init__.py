@@ -3,7 +3,7 @@
 from app.models.amplifier import Amplifier, AmplifierStatus
 from app.models.api_key import ApiKey, Role
 from app.models.campaign import Campaign, CampaignStatus
-from app.models.click import Click
+from app.models.click import Click, ClickRollup, LinkVisitor, VisitorSalt
 from app.models.delivery import Delivery, DeliveryStatus
 from app.models.link import Link, LinkKind
 from app.models.message import Message
@@ -17,12 +17,15 @@ __all__ = [
     "Campaign",
     "CampaignStatus",
     "Click",
+    "ClickRollup",
     "Delivery",
     "DeliveryStatus",
     "Link",
     "LinkKind",
+    "LinkVisitor",
     "Message",
     "Organization",
     "Role",
     "Suppression",
+    "VisitorSalt",
 ]

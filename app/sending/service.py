@@ -88,7 +88,7 @@ async def _insert_links(
             rows = [row for delivery in chunk for row in rows_for(delivery)]
             try:
                 async with session.begin_nested():
-                    await bulk_insert(session, "links", LINK_COLUMNS, rows)
+                    await bulk_insert(await session.connection(), "links", LINK_COLUMNS, rows)
                 break
             except IntegrityError:
                 if attempt == CODE_COLLISION_RETRIES - 1:
@@ -130,7 +130,7 @@ async def send(
 
     start_at = scheduled_at if scheduled and scheduled_at else now
     await bulk_insert(
-        session,
+        await session.connection(),
         "deliveries",
         (
             "campaign_id",

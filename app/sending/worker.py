@@ -49,12 +49,14 @@ from app.sending.mime import (
     message_id,
 )
 from app.sending.render import CampaignContent, DigestPrototype, MessageContent, Recipient
+from app.tracking.retention import purge_old_clicks
 
 logger = logging.getLogger("amplify.worker")
 
 MARK_BATCH = 200
 MARK_INTERVAL = 0.05
 STATE_REFRESH_SECONDS = 0.5
+PURGE_EVERY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,6 +433,7 @@ class Worker:
         self._states_checked = 0.0
         self._leases_renewed = time.monotonic()
         self._promoted = 0.0
+        self._purged = 0.0
         # Set whenever nothing is claimed, queued, being sent or waiting to be marked.
         self.idle = asyncio.Event()
 
@@ -518,6 +521,23 @@ class Worker:
             await self.store.finish_done()
         except Exception:
             logger.exception("finishing campaigns failed")
+        now = time.monotonic()
+        if now - self._purged < PURGE_EVERY_SECONDS:
+            return
+        self._purged = now
+        try:
+            async with self.store.sessionmaker.begin() as session:
+                purged = await purge_old_clicks(
+                    session, now=utcnow(), retention_days=self.settings.click_retention_days
+                )
+            if purged.clicks or purged.visitors:
+                logger.info(
+                    "retention: purged %s clicks, %s visitor entries",
+                    purged.clicks,
+                    purged.visitors,
+                )
+        except Exception:
+            logger.exception("purging old clicks failed")
 
     async def _refresh_states(self, *, force: bool = False) -> None:
         """Campaign status and version for jobs in flight: a pause or cancel stops their sending,

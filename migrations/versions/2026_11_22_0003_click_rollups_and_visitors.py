@@ -1,0 +1,69 @@
+"""click rollups and visitors
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-22
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "visitor_salts",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("salt", sa.LargeBinary(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_visitor_salts")),
+    )
+    op.create_table(
+        "click_rollups",
+        sa.Column("link_id", sa.Integer(), nullable=False),
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("clicks", sa.Integer(), nullable=False),
+        sa.Column("bot_clicks", sa.Integer(), nullable=False),
+        sa.Column("unique_visitors", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["link_id"],
+            ["links.id"],
+            name=op.f("fk_click_rollups_link_id_links"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("link_id", "hour", name=op.f("pk_click_rollups")),
+    )
+    op.create_table(
+        "link_visitors",
+        sa.Column("link_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("visitor_key", sa.String(length=32), nullable=False),
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["link_id"],
+            ["links.id"],
+            name=op.f("fk_link_visitors_link_id_links"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("link_id", "day", "visitor_key", name=op.f("pk_link_visitors")),
+    )
+    with op.batch_alter_table("clicks", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("delivery_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("kind", sa.String(length=8), nullable=True))
+        batch_op.create_index("ix_clicks_burst", ["delivery_id", "visitor_key", "at"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("clicks", schema=None) as batch_op:
+        batch_op.drop_index("ix_clicks_burst")
+        batch_op.drop_column("kind")
+        batch_op.drop_column("delivery_id")
+
+    op.drop_table("link_visitors")
+    op.drop_table("click_rollups")
+    op.drop_table("visitor_salts")
