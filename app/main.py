@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -19,7 +20,10 @@ from app.keys.router import router as keys_router
 from app.pages.router import router as pages_router
 from app.sending.router import router as sending_router
 from app.sending.worker import Worker
-from app.tracking.router import router as tracking_router
+from app.tracking.fastpath import OPENAPI_PATHS, RedirectFastPath, Tracking
+from app.tracking.recorder import ClickRecorder
+from app.tracking.resolver import LinkResolver
+from app.tracking.salts import VisitorSalts
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -30,6 +34,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        recorder = ClickRecorder(engine, flush_seconds=settings.click_flush_seconds)
+        recorder.start()
+        app.state.tracking = Tracking(
+            settings=settings,
+            resolver=LinkResolver(engine),
+            salts=VisitorSalts(engine),
+            recorder=recorder,
+        )
         worker_task = None
         if settings.worker == "on":
             worker = Worker(
@@ -43,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if worker_task is not None:
                 app.state.worker.stop()
                 await worker_task
+            await recorder.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -56,11 +69,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.signer = Signer(settings.signing_key())
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RedirectFastPath)  # outermost: /r/ never reaches the framework
     app.include_router(health_router)
     app.include_router(keys_router)
     app.include_router(amplifiers_router)
     app.include_router(campaigns_router)
     app.include_router(sending_router)
-    app.include_router(tracking_router)
     app.include_router(pages_router)
+    _document_redirects(app)
     return app
+
+
+def _document_redirects(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        schema["paths"].update(OPENAPI_PATHS)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     worker: Literal["on", "off"] = "on"
     scanner_window: int = Field(default=10, ge=0)
     unsubscribe_mailto: str | None = None
+    click_retention_days: int = Field(default=90, ge=1)
+    trusted_proxies: str = ""
+    click_flush_seconds: float = Field(default=0.1, gt=0, le=10)
 
     max_attempts: int = Field(default=8, ge=1, le=50)
     retry_base_seconds: float = Field(default=30.0, gt=0)
@@ -62,6 +65,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "AMPLIFY_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies_parse(cls, value: str) -> str:
+        from app.tracking.clients import parse_trusted_proxies
+
+        parse_trusted_proxies(value)
         return value
 
     @model_validator(mode="after")

@@ -1,0 +1,197 @@
+"""`GET|HEAD /r/{code}` answered in front of the framework: the hottest route does no routing,
+dependency injection or per-request session, only a cached lookup and an in-memory append."""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from urllib.parse import quote
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.core.config import Settings
+from app.core.db import utcnow
+from app.models import LinkKind
+from app.tracking.bots import classify_user_agent, user_agent_class
+from app.tracking.clients import client_ip, parse_trusted_proxies, referrer_host, visitor_key
+from app.tracking.codes import looks_like_code
+from app.tracking.recorder import ClickEvent, ClickRecorder
+from app.tracking.resolver import CachedLink, LinkResolver
+from app.tracking.salts import VisitorSalts
+
+logger = logging.getLogger("amplify.redirect")
+
+NOT_FOUND_PAGE = (
+    b"<!doctype html><html lang=en><meta charset=utf-8><title>Link not found</title>"
+    b"<body style='font-family:system-ui,sans-serif;margin:3em'><h1>Link not found</h1>"
+    b"<p>This link does not exist or has been removed.</p></body></html>"
+)
+_NOT_FOUND_HEADERS = [
+    (b"content-type", b"text/html; charset=utf-8"),
+    (b"content-length", str(len(NOT_FOUND_PAGE)).encode()),
+    (b"cache-control", b"no-store"),
+]
+_REDIRECT_HEADERS = [
+    (b"cache-control", b"no-store"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-length", b"0"),
+]
+_LOCATION_SAFE = ":/?#[]@!$&'()*+,;=%~"
+
+
+def location_header(target: str) -> bytes:
+    """Stored targets are validated URLs; non-ASCII characters are percent-encoded for HTTP."""
+    if target.isascii():
+        return target.encode()
+    return quote(target, safe=_LOCATION_SAFE).encode()
+
+
+class Tracking:
+    """What the redirect needs, built by the app's lifespan once the engine exists."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        resolver: LinkResolver,
+        salts: VisitorSalts,
+        recorder: ClickRecorder,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.resolver = resolver
+        self.salts = salts
+        self.recorder = recorder
+        self.clock = clock
+        self.trusted = parse_trusted_proxies(settings.trusted_proxies)
+        # By code, like the link cache: codes are never reused, ids may be (SQLite).
+        self.locations: dict[str, bytes] = {}
+
+
+class RedirectFastPath:
+    """ASGI middleware: serves /r/{code} itself and passes everything else on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith("/r/")
+            and scope["method"] in ("GET", "HEAD")
+        ):
+            tracking = getattr(scope["app"].state, "tracking", None)
+            if tracking is not None:
+                await _redirect(tracking, scope, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _redirect(tracking: Tracking, scope: Scope, send: Send) -> None:
+    code = scope["path"][3:]
+    link = None
+    if looks_like_code(code):
+        try:
+            link = await tracking.resolver.link(code)
+        except Exception:
+            logger.exception("looking up link %s failed", code)
+            await _send(send, 503, [(b"retry-after", b"1")], b"")
+            return
+    if link is None:
+        body = NOT_FOUND_PAGE if scope["method"] == "GET" else b""
+        await _send(send, 404, _NOT_FOUND_HEADERS, body)
+        return
+    if scope["method"] == "GET":
+        try:
+            await _record(tracking, scope, link)
+        except Exception:  # recording must never cost the visitor the redirect
+            tracking.recorder.failed_records += 1
+            logger.exception("recording a click on link %s failed", link.id)
+    location = tracking.locations.get(code)
+    if location is None:
+        location = tracking.locations.setdefault(code, location_header(link.target))
+    await _send(send, 302, [(b"location", location), *_REDIRECT_HEADERS], b"")
+
+
+async def _record(tracking: Tracking, scope: Scope, link: CachedLink) -> None:
+    user_agent = referer = None
+    forwarded: list[str] = []
+    prefetch = False
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            user_agent = value.decode("latin-1")
+        elif name == b"x-forwarded-for":  # several headers make one list, in order
+            forwarded.append(value.decode("latin-1"))
+        elif name == b"referer":
+            referer = value.decode("latin-1")
+        elif name in (b"sec-purpose", b"purpose", b"x-purpose", b"x-moz"):
+            prefetch = prefetch or value.lower().startswith((b"prefetch", b"preview"))
+    user_agent = user_agent or ""
+    now = tracking.clock()
+    peer = scope.get("client")
+    ip = client_ip(peer[0] if peer else None, ", ".join(forwarded) or None, tracking.trusted)
+    salt = tracking.salts.cached(now.date()) or await tracking.salts.salt(now.date())
+    # A browser prefetching a link (e.g. an in-app browser) is no visit yet.
+    reason = "prefetch" if prefetch else classify_user_agent(user_agent)
+    if reason is None and link.kind == LinkKind.SHARE and link.delivery_id is not None:
+        reason = await _scanner_reason(tracking, link, now)
+    tracking.recorder.record(
+        ClickEvent(
+            link_id=link.id,
+            delivery_id=link.delivery_id,
+            kind=link.kind,
+            at=now,
+            is_bot=reason is not None,
+            bot_reason=reason,
+            visitor_key=visitor_key(salt, ip, user_agent),
+            ua_class=user_agent_class(user_agent),
+            referrer_host=referrer_host(referer),
+        )
+    )
+
+
+async def _scanner_reason(tracking: Tracking, link: CachedLink, now: datetime) -> str | None:
+    """A digest link fetched within seconds of the mail's acceptance is a mail scanner."""
+    window = tracking.settings.scanner_window
+    if window <= 0:
+        return None
+    sent_at = await tracking.resolver.delivery_sent_at(link)
+    if sent_at is None:  # accepted moments ago and not yet marked
+        return "scanner-window"
+    return "scanner-window" if (now - sent_at).total_seconds() < window else None
+
+
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _operation(summary: str, description: str) -> dict[str, object]:
+    return {
+        "tags": ["tracking"],
+        "summary": summary,
+        "description": description,
+        "operationId": f"redirect_{summary.split()[0].lower()}",
+        "parameters": [
+            {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "responses": {
+            "302": {
+                "description": "Redirect to the stored target (`Location`); "
+                "`Cache-Control: no-store`, `Referrer-Policy: no-referrer`."
+            },
+            "404": {"description": "Unknown code (a small HTML page)."},
+        },
+    }
+
+
+# The middleware answers these before routing, so they are described here for /openapi.json.
+OPENAPI_PATHS = {
+    "/r/{code}": {
+        "get": _operation(
+            "Follow a tracked link",
+            "Records the click (bot-flagged when it looks automated) and redirects: a share "
+            "link to the network's share intent, a visit link to the message URL (+ UTM).",
+        ),
+        "head": _operation("Head a tracked link", "Answers like GET and records nothing."),
+    }
+}

@@ -1,0 +1,384 @@
+"""Batched, durable click recording (group commit) with the rollups in the same transaction.
+
+The redirect appends a click to memory and answers at once; a background task commits the
+pending clicks every `AMPLIFY_CLICK_FLUSH_SECONDS` (or sooner when many are waiting), together
+with the per-link hourly rollups and the unique-visitor sets. A failed commit keeps its clicks
+and retries; shutting down flushes everything, so no answered click is lost on a clean stop.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.core.db import bulk_insert
+from app.models import Click, ClickRollup, Link, LinkVisitor
+
+logger = logging.getLogger("amplify.clicks")
+
+BURST_WINDOW = timedelta(seconds=5)
+BURST_LINKS = 3
+VALUES_CHUNK = 500
+
+CLICK_COLUMNS = (
+    "link_id",
+    "delivery_id",
+    "kind",
+    "at",
+    "is_bot",
+    "bot_reason",
+    "visitor_key",
+    "ua_class",
+    "referrer_host",
+)
+
+
+@dataclass(slots=True)
+class ClickEvent:
+    link_id: int
+    delivery_id: int | None
+    kind: str
+    at: datetime
+    is_bot: bool
+    bot_reason: str | None
+    visitor_key: str | None
+    ua_class: str | None
+    referrer_host: str | None
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.link_id,
+            self.delivery_id,
+            self.kind,
+            self.at,
+            self.is_bot,
+            self.bot_reason,
+            self.visitor_key,
+            self.ua_class,
+            self.referrer_host,
+        )
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class _Delta:
+    clicks: int = 0
+    bot_clicks: int = 0
+    unique_visitors: int = 0
+
+
+def _insert_for(connection: AsyncConnection) -> Any:
+    return pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+
+
+async def _count_new_visitors(
+    connection: AsyncConnection, clicks: Sequence[ClickEvent], deltas: dict[Any, _Delta]
+) -> None:
+    """Add each human visitor's first click of the day on a link to the visitor set; the
+    ones that were new count as unique visitors in their hour."""
+    first: dict[tuple[int, Any, str], datetime] = {}
+    for click in clicks:
+        if click.is_bot or click.visitor_key is None:
+            continue
+        key = (click.link_id, click.at.date(), click.visitor_key)
+        if key not in first or click.at < first[key]:
+            first[key] = click.at
+    rows = [
+        {"link_id": link_id, "day": day, "visitor_key": visitor, "hour": hour_of(at)}
+        for (link_id, day, visitor), at in first.items()
+    ]
+    insert = _insert_for(connection)
+    for start in range(0, len(rows), VALUES_CHUNK):
+        stmt = (
+            insert(LinkVisitor)
+            .values(rows[start : start + VALUES_CHUNK])
+            .on_conflict_do_nothing()
+            .returning(LinkVisitor.link_id, LinkVisitor.hour)
+        )
+        for link_id, hour in (await connection.execute(stmt)).all():
+            deltas[(link_id, hour)].unique_visitors += 1
+
+
+async def _apply_rollups(connection: AsyncConnection, deltas: dict[Any, _Delta]) -> None:
+    rows = [
+        {
+            "link_id": link_id,
+            "hour": hour,
+            "clicks": d.clicks,
+            "bot_clicks": d.bot_clicks,
+            "unique_visitors": d.unique_visitors,
+        }
+        for (link_id, hour), d in deltas.items()
+        if d.clicks or d.bot_clicks or d.unique_visitors
+    ]
+    insert = _insert_for(connection)
+    for start in range(0, len(rows), VALUES_CHUNK):
+        stmt = insert(ClickRollup).values(rows[start : start + VALUES_CHUNK])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[ClickRollup.link_id, ClickRollup.hour],
+            set_={
+                "clicks": ClickRollup.clicks + stmt.excluded.clicks,
+                "bot_clicks": ClickRollup.bot_clicks + stmt.excluded.bot_clicks,
+                "unique_visitors": ClickRollup.unique_visitors + stmt.excluded.unique_visitors,
+            },
+        )
+        await connection.execute(stmt)
+
+
+def _bursts(clicks: Sequence[Any]) -> set[int]:
+    """Ids of clicks inside any 5-second window that holds ≥ 3 different links (one visitor
+    and one delivery, clicks sorted by time)."""
+    flagged: set[int] = set()
+    start = 0
+    for end in range(len(clicks)):
+        while clicks[end].at - clicks[start].at > BURST_WINDOW:
+            start += 1
+        window = clicks[start : end + 1]
+        if len({c.link_id for c in window}) >= BURST_LINKS:
+            flagged.update(c.id for c in window)
+    return flagged
+
+
+async def _reclassify_bursts(
+    connection: AsyncConnection, clicks: Sequence[ClickEvent], deltas: dict[Any, _Delta]
+) -> int:
+    """Scanner bursts: re-flag every human click of a burst (the first one included) as a
+    bot, moving it between rollup columns and out of the visitor sets."""
+    pairs = {(c.delivery_id, c.visitor_key) for c in clicks if c.delivery_id and c.visitor_key}
+    if not pairs:
+        return 0
+    since = min(c.at for c in clicks) - BURST_WINDOW
+    recent = (
+        await connection.execute(
+            select(
+                Click.id,
+                Click.link_id,
+                Click.at,
+                Click.is_bot,
+                Click.delivery_id,
+                Click.visitor_key,
+            )
+            .where(
+                Click.delivery_id.in_({d for d, _ in pairs}),
+                Click.visitor_key.in_({v for _, v in pairs}),
+                Click.at >= since,
+            )
+            .order_by(Click.at, Click.id)
+        )
+    ).all()
+    groups: dict[tuple[int, str], list[Any]] = defaultdict(list)
+    for row in recent:
+        if (row.delivery_id, row.visitor_key) in pairs:
+            groups[(row.delivery_id, row.visitor_key)].append(row)
+    flagged: list[Any] = []
+    for group in groups.values():
+        ids = _bursts(group)
+        flagged += [row for row in group if row.id in ids and not row.is_bot]
+    if not flagged:
+        return 0
+    await connection.execute(
+        update(Click)
+        .where(Click.id.in_([row.id for row in flagged]))
+        .values(is_bot=True, bot_reason="burst")
+    )
+    for row in flagged:
+        delta = deltas[(row.link_id, hour_of(row.at))]
+        delta.clicks -= 1
+        delta.bot_clicks += 1
+    await _uncount_visitors(connection, flagged, deltas)
+    return len(flagged)
+
+
+async def _uncount_visitors(
+    connection: AsyncConnection, flagged: Sequence[Any], deltas: dict[Any, _Delta]
+) -> None:
+    for link_id, day, visitor in {(r.link_id, r.at.date(), r.visitor_key) for r in flagged}:
+        day_start = datetime(day.year, day.month, day.day, tzinfo=flagged[0].at.tzinfo)
+        still_human = await connection.scalar(
+            select(func.count())
+            .select_from(Click)
+            .where(
+                Click.link_id == link_id,
+                Click.visitor_key == visitor,
+                Click.is_bot.is_(False),
+                Click.at >= day_start,
+                Click.at < day_start + timedelta(days=1),
+            )
+        )
+        if still_human:
+            continue
+        counted = (
+            await connection.execute(
+                delete(LinkVisitor)
+                .where(
+                    and_(
+                        LinkVisitor.link_id == link_id,
+                        LinkVisitor.day == day,
+                        LinkVisitor.visitor_key == visitor,
+                    )
+                )
+                .returning(LinkVisitor.hour)
+            )
+        ).first()
+        if counted is not None:
+            deltas[(link_id, counted.hour)].unique_visitors -= 1
+
+
+async def store_clicks(connection: AsyncConnection, clicks: Sequence[ClickEvent]) -> int:
+    """Insert clicks and keep rollups and visitor sets exact; returns clicks re-flagged."""
+    await bulk_insert(connection, "clicks", CLICK_COLUMNS, [c.row() for c in clicks])
+    deltas: dict[Any, _Delta] = defaultdict(_Delta)
+    for click in clicks:
+        delta = deltas[(click.link_id, hour_of(click.at))]
+        if click.is_bot:
+            delta.bot_clicks += 1
+        else:
+            delta.clicks += 1
+    await _count_new_visitors(connection, clicks, deltas)
+    reflagged = await _reclassify_bursts(connection, clicks, deltas)
+    await _apply_rollups(connection, deltas)
+    return reflagged
+
+
+class ClickRecorder:
+    """Holds answered clicks until they are committed; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        flush_seconds: float = 0.1,
+        max_batch: int = 5_000,
+        max_pending: int = 1_000_000,
+    ) -> None:
+        self.engine = engine
+        self.flush_seconds = flush_seconds
+        self.max_batch = max_batch
+        self.max_pending = max_pending
+        self._pending: list[ClickEvent] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self.recorded = 0
+        self.failed_flushes = 0
+        self.failed_records = 0
+        self.dropped = 0
+        self._last_drop_log = 0.0
+        # One flush at a time: bursts are detected across batches in commit order, and
+        # `flush()` returns only once everything answered so far is committed.
+        self._flushing = asyncio.Lock()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def record(self, click: ClickEvent) -> None:
+        """Never raises and never waits: the redirect must answer whatever happens here."""
+        if len(self._pending) >= self.max_pending:
+            self.dropped += 1
+            now = time.monotonic()
+            if now - self._last_drop_log > 10:
+                self._last_drop_log = now
+                logger.error(
+                    "click buffer full (%s): dropped %s clicks", self.max_pending, self.dropped
+                )
+            return
+        self._pending.append(click)
+        if len(self._pending) >= self.max_batch:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="amplify-click-recorder")
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Flush everything pending; give up (and say how much) only after `timeout`."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=timeout)
+            except TimeoutError:
+                logger.error("shutting down with %s clicks not stored", len(self._pending))
+
+    async def flush(self) -> None:
+        """Commit what is pending now, including a batch being committed meanwhile."""
+        while True:
+            async with self._flushing:
+                if not self._pending:
+                    return
+                if not await self._flush_locked():
+                    return
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            if not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.flush_seconds)
+                self._wake.clear()
+            if not self._pending:
+                if self._closing:
+                    return
+                continue
+            if await self._flush_batch():
+                failures = 0
+            else:
+                failures += 1
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+
+    async def _flush_batch(self) -> bool:
+        async with self._flushing:
+            if not self._pending:
+                return True
+            return await self._flush_locked()
+
+    async def _flush_locked(self) -> bool:
+        batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        try:
+            async with self.engine.begin() as connection:
+                await store_clicks(connection, batch)
+        except IntegrityError:
+            # A link deleted (with its campaign) after its click was answered: keep the rest.
+            kept = await self._without_deleted_links(batch)
+            self._pending = kept + self._pending
+            if len(kept) == len(batch):
+                self.failed_flushes += 1
+                logger.exception("storing %s clicks failed; they are kept and retried", len(batch))
+                return False
+            self.dropped += len(batch) - len(kept)
+            return True
+        except Exception:
+            self.failed_flushes += 1
+            self._pending = batch + self._pending
+            logger.exception("storing %s clicks failed; they are kept and retried", len(batch))
+            return False
+        self.recorded += len(batch)
+        return True
+
+    async def _without_deleted_links(self, batch: list[ClickEvent]) -> list[ClickEvent]:
+        async with self.engine.connect() as connection:
+            existing = set(
+                (
+                    await connection.scalars(
+                        select(Link.id).where(Link.id.in_({c.link_id for c in batch}))
+                    )
+                ).all()
+            )
+        logger.warning(
+            "dropping clicks on %s deleted links", len({c.link_id for c in batch} - existing)
+        )
+        return [c for c in batch if c.link_id in existing]

@@ -1,0 +1,33 @@
+"""Privacy: raw clicks and visitor sets are deleted after the retention period; the hourly
+rollups stay, so every statistic survives the purge."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Click, LinkVisitor, VisitorSalt
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    clicks: int
+    visitors: int
+    salts: int
+
+
+async def purge_old_clicks(session: AsyncSession, *, now: datetime, retention_days: int) -> Purged:
+    cutoff = now - timedelta(days=retention_days)
+    clicks = await session.execute(delete(Click).where(Click.at < cutoff))
+    visitors = await session.execute(delete(LinkVisitor).where(LinkVisitor.day < cutoff.date()))
+    # Yesterday's salt is still needed for late clicks around midnight; older ones go, so old
+    # visitor keys can never again be matched to an address.
+    salts = await session.execute(
+        delete(VisitorSalt).where(VisitorSalt.day < (now - timedelta(days=1)).date())
+    )
+    return Purged(
+        clicks=int(clicks.rowcount),  # type: ignore[attr-defined]
+        visitors=int(visitors.rowcount),  # type: ignore[attr-defined]
+        salts=int(salts.rowcount),  # type: ignore[attr-defined]
+    )
