@@ -1,0 +1,866 @@
+"""Redirect throughput (`GET /r/{code}`) against a bare framework-free ASGI app, with every
+answered redirect checked against the clicks stored.
+
+    python bench/redirect.py [--seconds 10] [--connections 64] [--database-url URL] [--skip-bare]
+
+Seeds a real campaign (200 amplifiers x 3 messages x 4 networks: 4,800 share and visit codes) in
+a fresh database (a SQLite temp file, or a scratch database created beside --database-url on
+PostgreSQL and dropped at the end), starts `amplify serve` as a real process and loads it with
+`wrk` (installed from Debian packages when missing) through bench/redirect_codes.lua. Then it
+holds 1,000 req/s for 10 s with its own open-loop generator (latency counted from each request's
+scheduled start, so queueing shows), stops the service with SIGTERM and compares stored clicks
+with answered redirects. Finally it loads bench/bare_asgi.py, run by `amplify serve`'s own code
+with only the app swapped (identical uvicorn settings), with the identical wrk command and the
+same fixed-rate load (the generator's floor on this machine); when those settings log every
+request (uvicorn's access log), a second bare run without it shows what that logging costs.
+
+Each wrk run sends redirects for --seconds, then parks every connection on an unfinished request
+for one more second (see the Lua script), so no redirect is in flight when wrk stops and
+"stored == answered" is exact. Requests/s is responses / --seconds.
+
+Exits non-zero when stored != answered, on any 5xx, or when a redirect was left unanswered.
+"""
+
+import argparse
+import asyncio
+import gc
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+from sqlalchemy import insert, text
+from sqlalchemy.engine import make_url
+
+from app.core.config import Settings
+from app.core.db import make_engine, session_scope, utcnow
+from app.core.migrate import upgrade
+from app.keys import service as keys_service
+from app.main import create_app
+from app.models import Amplifier, Role
+
+ROOT = Path(__file__).resolve().parents[1]
+NETWORKS = ["linkedin", "x", "facebook", "whatsapp"]
+SECRET = "bench-secret-key-bench-secret-key-bench"
+LUA = ROOT / "bench" / "redirect_codes.lua"
+WARMUP_SECONDS = 2
+PARK_SECONDS = 1  # wrk runs this much longer than the redirect window (see the Lua script)
+SETTLE_SECONDS = 10
+ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def user_agent(index: int) -> str:
+    """The browser User-Agent of code number `index` (the same mapping as the Lua script)."""
+    return (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/124.0.6367.{index} Safari/537.36"
+    )
+
+
+# --- tools and processes ------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    path = shutil.which("wrk")
+    if path:
+        return path
+    print("installing wrk from Debian packages ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "wrk"],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        sys.exit(f"error: wrk is not installed and `apt-get install -y wrk` failed ({exc}).")
+    path = shutil.which("wrk")
+    if not path:
+        sys.exit("error: `apt-get install -y wrk` ran but no `wrk` is on PATH.")
+    return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def service_env(url: str, tmp: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPLIFY_")}
+    env.update(
+        {
+            "AMPLIFY_DATABASE_URL": url,
+            "AMPLIFY_SECRET_KEY": SECRET,
+            "AMPLIFY_WORKER": "off",
+            "AMPLIFY_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "AMPLIFY_SCANNER_WINDOW": "0",
+            "AMPLIFY_VAR_DIR": str(tmp / "var"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    return env
+
+
+class Server:
+    """`python -m <module> serve` as a child process, output to a log file."""
+
+    def __init__(self, module: str, port: int, env: dict[str, str], log: Path, cwd: Path):
+        self.port = port
+        self.log = log
+        self.stop_seconds: float | None = None
+        self.returncode: int | None = None
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=cwd,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    async def wait_ready(self, path: str, status: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}") as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"server exited early; log:\n{self.tail()}")
+                try:
+                    if (await http.get(path)).status_code == status:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"server not ready after {timeout} s; log:\n{self.tail()}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server and its direct children (uvicorn workers)."""
+        pids = [self.process.pid]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                pids.append(int(stat.parent.name))
+        ticks = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    async def stop(self, timeout: float = 60) -> None:
+        if self.process.poll() is not None:
+            self.returncode = self.process.returncode
+            return
+        started = time.perf_counter()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(self.process.wait, timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.stop_seconds = time.perf_counter() - started
+        self.returncode = self.process.returncode
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+# --- wrk ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class WrkResult:
+    output: str
+    wrk_rps: float = 0.0  # wrk's own figure: all responses / its whole run (incl. the parked tail)
+    complete: int = 0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    socket_errors: dict[str, int] = field(default_factory=dict)
+    non_2xx_3xx: int = 0
+    lua: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sent(self) -> int:
+        return int(self.lua["sent"])
+
+    @property
+    def answered(self) -> int:
+        return int(self.lua["answered"])
+
+    @property
+    def redirects(self) -> int:
+        return int(self.lua["redirects"])
+
+    @property
+    def non3xx(self) -> int:
+        return int(self.lua["non3xx"])
+
+    @property
+    def server_errors(self) -> int:
+        return int(self.lua["server_errors"])
+
+    @property
+    def rps(self) -> float:
+        """Responses per second of the redirect window (wrk's figure also divides by the tail)."""
+        return self.answered / float(self.lua["window"])
+
+    @property
+    def errors(self) -> int:
+        return sum(self.socket_errors.values()) + self.non3xx
+
+
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def parse_wrk(output: str) -> WrkResult:
+    result = WrkResult(output=output)
+    if m := re.search(r"Requests/sec:\s+([\d.]+)", output):
+        result.wrk_rps = float(m.group(1))
+    if m := re.search(r"(\d+) requests in ", output):
+        result.complete = int(m.group(1))
+    for percent, value, unit in re.findall(
+        r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M
+    ):
+        ms = float(value) * UNITS_MS[unit]
+        if percent == "50":
+            result.p50_ms = ms
+        else:
+            result.p99_ms = ms
+    if m := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    ):
+        result.socket_errors = dict(
+            zip(["connect", "read", "write", "timeout"], map(int, m.groups()), strict=True)
+        )
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        result.non_2xx_3xx = int(m.group(1))
+    if m := re.search(r"^bench: (.*)$", output, re.M):
+        result.lua = dict(pair.split("=", 1) for pair in m.group(1).split())
+    else:
+        raise RuntimeError(f"wrk printed no 'bench:' line; output:\n{output}")
+    return result
+
+
+async def run_wrk(
+    wrk: str, port: int, codes_file: Path, seconds: int, connections: int
+) -> WrkResult:
+    command = [
+        wrk,
+        "-t2",
+        f"-c{connections}",
+        f"-d{seconds + PARK_SECONDS}s",
+        "--latency",
+        "-s",
+        str(LUA),
+        f"http://127.0.0.1:{port}",
+        "--",
+        str(codes_file),
+        str(seconds),
+    ]
+    completed = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=seconds + 120
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"wrk failed ({completed.returncode}):\n{completed.stderr}")
+    return parse_wrk(completed.stdout + completed.stderr)
+
+
+# --- fixed-rate load ----------------------------------------------------------------------------
+
+
+@dataclass
+class RateResult:
+    scheduled: int
+    seconds: float
+    elapsed: float = 0.0
+    redirects: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    unsent: int = 0  # no free connection REQUEST_TIMEOUT after their due time, or no connect
+    abandoned: int = 0  # sent, but no response within REQUEST_TIMEOUT (or the connection broke)
+    latencies_ms: list[float] = field(default_factory=list)  # unsent ones count REQUEST_TIMEOUT
+    service_ms: list[float] = field(default_factory=list)  # written -> answered, answered only
+    lag_ms: list[float] = field(default_factory=list)  # how late the generator started each one
+    connections: int = 0
+
+    @property
+    def responses(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def server_errors(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status >= 500)
+
+    @property
+    def errors(self) -> int:
+        return self.unsent + self.abandoned + self.responses - self.redirects
+
+    def percentile(self, p: float, values: list[float] | None = None) -> float:
+        ordered = sorted(self.latencies_ms if values is None else values)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+REQUEST_TIMEOUT = 10.0
+
+
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection; responses must carry Content-Length (ours do)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def fetch(self, raw: bytes) -> tuple[int, bool]:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        close = False
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                raise ValueError("chunked responses are not supported by the rate generator")
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+        if length:
+            await self.reader.readexactly(length)
+        return status, close
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def fixed_rate(
+    port: int, codes: list[str], rate: float, seconds: float, max_connections: int
+) -> RateResult:
+    """Open loop: request k is due at t0 + k / rate whatever happened before; its latency runs
+    from that due time (waiting for a free connection, or a late dispatcher, counts). At most
+    `max_connections` requests are in flight; one not answered REQUEST_TIMEOUT after its due
+    time is never sent (and counted as that long); a sent one gets REQUEST_TIMEOUT to answer."""
+    requests = [
+        (
+            f"GET /r/{code} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: {user_agent(i)}\r\n"
+            f"Accept: {ACCEPT}\r\nAccept-Language: en-US,en;q=0.9\r\n\r\n"
+        ).encode()
+        for i, code in enumerate(codes)
+    ]
+    total = int(rate * seconds)
+    result = RateResult(scheduled=total, seconds=seconds)
+    clock = time.perf_counter  # uvloop's loop.time() is cached, in whole milliseconds
+    idle: list[RawConnection] = []
+    slots = asyncio.Semaphore(max_connections)
+    offset = random.Random(7).randrange(len(requests))
+
+    async def one(k: int, due: float) -> None:
+        result.lag_ms.append(max(0.0, clock() - due) * 1000)
+        try:
+            async with asyncio.timeout(max(0.0, due + REQUEST_TIMEOUT - clock())):
+                await slots.acquire()
+        except TimeoutError:
+            result.unsent += 1
+            result.latencies_ms.append(REQUEST_TIMEOUT * 1000)
+            return
+        connection = idle.pop() if idle else None
+        written: float | None = None
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                if connection is None:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    connection = RawConnection(reader, writer)
+                    result.connections += 1
+                written = clock()
+                status, close = await connection.fetch(requests[(offset + k) % len(requests)])
+        except (
+            OSError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            TimeoutError,
+            ValueError,
+        ):
+            if written is None:  # could not connect: nothing reached the server
+                result.unsent += 1
+            else:
+                result.abandoned += 1
+            result.latencies_ms.append((clock() - due) * 1000)
+            if connection is not None:
+                connection.close()
+            return
+        finally:
+            slots.release()
+        answered = clock()
+        result.latencies_ms.append((answered - due) * 1000)
+        result.service_ms.append((answered - written) * 1000)
+        result.statuses[status] = result.statuses.get(status, 0) + 1
+        if 300 <= status < 400:
+            result.redirects += 1
+        if close:
+            connection.close()
+        else:
+            idle.append(connection)
+
+    tasks = []
+    gc.collect()
+    gc.disable()  # no collector pauses in the generator while it keeps time
+    t0 = clock() + 0.05
+    for k in range(total):
+        due = t0 + k / rate
+        delay = due - clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(k, due)))
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        gc.enable()
+    result.elapsed = clock() - t0
+    for connection in idle:
+        connection.close()
+    return result
+
+
+# --- database -----------------------------------------------------------------------------------
+
+
+async def create_scratch_database(url: str) -> str:
+    base = make_url(url)
+    name = f"{base.database}_bench_{os.getpid()}"
+    engine = make_engine(url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    await engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_scratch_database(url: str, scratch_url: str) -> None:
+    name = make_url(scratch_url).database
+    engine = make_engine(url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await engine.dispose()
+
+
+async def seed(settings: Settings, amplifiers: int) -> list[tuple[str, str]]:
+    """A real campaign through the app's own services; returns every (code, kind) it made."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        maker = app.state.sessionmaker
+        async for session in session_scope(maker):
+            org = await keys_service.get_or_create_organization(session, name="Bench redirect")
+            _key, plain = await keys_service.create(
+                session, organization_id=org.id, role=Role.EDITOR, name="bench"
+            )
+            now = utcnow()
+            await session.execute(
+                insert(Amplifier),
+                [
+                    {
+                        "organization_id": org.id,
+                        "email": f"amp{i}@example.com",
+                        "email_key": f"amp{i}@example.com",
+                        "name": f"Amplifier {i}",
+                        "tags": ["bench"],
+                        "networks": NETWORKS,
+                        "audience": {"linkedin": 500},
+                        "locale": "en",
+                        "status": "active",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for i in range(amplifiers)
+                ],
+            )
+        headers = {"Authorization": f"Bearer {plain}"}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+            response = await http.post(
+                "/api/v1/campaigns",
+                headers=headers,
+                json={
+                    "name": "Bench launch",
+                    "subject": "Help us spread the word – bench",
+                    "intro": "Three things worth sharing this week.",
+                    "networks": NETWORKS,
+                    "messages": [
+                        {
+                            "text": f"Message {n}: we shipped something great",
+                            "url": f"https://example.com/{n}",
+                        }
+                        for n in range(3)
+                    ],
+                },
+            )
+            assert response.status_code == 201, response.text
+            campaign = response.json()
+            response = await http.post(f"/api/v1/campaigns/{campaign['id']}/send", headers=headers)
+            assert response.status_code == 202, response.text
+        async with maker() as session:
+            rows = await session.execute(text("SELECT code, kind FROM links ORDER BY id"))
+            return [(code, kind) for code, kind in rows.all()]
+
+
+class ClickCounter:
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+
+    async def count(self) -> int:
+        async with self.engine.connect() as connection:
+            return int((await connection.execute(text("SELECT count(*) FROM clicks"))).scalar_one())
+
+    async def settle(self, expected: int) -> tuple[int, float | None]:
+        """Poll until the count reaches `expected` (or passes it), at most SETTLE_SECONDS.
+        Returns the count and how long it took (None: not reached)."""
+        started = time.perf_counter()
+        while True:
+            count = await self.count()
+            waited = time.perf_counter() - started
+            if count >= expected:
+                return count, waited
+            if waited >= SETTLE_SECONDS:
+                return count, None
+            await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class AmplifyRun:
+    warmup: WrkResult
+    measured: WrkResult
+    rate: RateResult
+    initial: int
+    before: int
+    before_settle: float | None
+    middle: int
+    middle_settle: float | None
+    after_rate: int
+    after_rate_settle: float | None
+    final: int
+    stop_seconds: float | None
+    returncode: int | None
+    cpu_percent: float
+    access_lines: int
+
+
+def show_wrk(title: str, result: WrkResult) -> None:
+    print(f"--- wrk: {title} ---")
+    for line in result.output.rstrip().splitlines():
+        print(f"    {line}")
+
+
+async def bench_amplify(
+    args: argparse.Namespace, wrk: str, url: str, tmp: Path, codes: list[str], codes_file: Path
+) -> AmplifyRun:
+    port = free_port()
+    counter = ClickCounter(url)
+    server = Server("app", port, service_env(url, tmp, port), tmp / "amplify.log", tmp)
+    try:
+        await server.wait_ready("/readyz", 200)
+        initial = await counter.count()
+        warmup = await run_wrk(wrk, port, codes_file, WARMUP_SECONDS, args.connections)
+        before, before_settle = await counter.settle(initial + warmup.redirects)
+
+        cpu_start, wall_start = server.cpu_seconds(), time.perf_counter()
+        measured = await run_wrk(wrk, port, codes_file, args.seconds, args.connections)
+        cpu_percent = 100 * (server.cpu_seconds() - cpu_start) / (time.perf_counter() - wall_start)
+        show_wrk(f"amplify, {args.seconds} s + {PARK_SECONDS} s parked tail", measured)
+        middle, middle_settle = await counter.settle(before + measured.redirects)
+
+        rate = await fixed_rate(port, codes, args.rate, args.rate_seconds, args.connections)
+        after_rate, after_rate_settle = await counter.settle(middle + rate.redirects)
+    finally:
+        await server.stop()
+    final = await counter.count()
+    await counter.close()
+    log_text = server.log.read_text(errors="replace")
+    return AmplifyRun(
+        warmup=warmup,
+        measured=measured,
+        rate=rate,
+        initial=initial,
+        before=before,
+        before_settle=before_settle,
+        middle=middle,
+        middle_settle=middle_settle,
+        after_rate=after_rate,
+        after_rate_settle=after_rate_settle,
+        final=final,
+        stop_seconds=server.stop_seconds,
+        returncode=server.returncode,
+        cpu_percent=cpu_percent,
+        access_lines=log_text.count('"GET /r/'),
+    )
+
+
+@dataclass
+class BareRun:
+    label: str
+    result: WrkResult
+    uvicorn_line: str
+    cpu_percent: float
+    access_lines: int
+    rate: RateResult | None
+
+
+async def bench_bare(
+    args: argparse.Namespace,
+    wrk: str,
+    url: str,
+    tmp: Path,
+    codes: list[str],
+    codes_file: Path,
+    *,
+    access_log_off: bool = False,
+    with_rate: bool = False,
+) -> BareRun:
+    port = free_port()
+    env = service_env(url, tmp, port)
+    label = "bare asgi"
+    if access_log_off:
+        env["BARE_ASGI_ACCESS_LOG"] = "0"
+        label = "bare, no access log"
+    log = tmp / ("bare-no-access-log.log" if access_log_off else "bare.log")
+    server = Server("bench.bare_asgi", port, env, log, tmp)
+    try:
+        await server.wait_ready("/", 302)
+        await run_wrk(wrk, port, codes_file, WARMUP_SECONDS, args.connections)
+        cpu_start, wall_start = server.cpu_seconds(), time.perf_counter()
+        result = await run_wrk(wrk, port, codes_file, args.seconds, args.connections)
+        cpu_percent = 100 * (server.cpu_seconds() - cpu_start) / (time.perf_counter() - wall_start)
+        show_wrk(f"{label}, {args.seconds} s + {PARK_SECONDS} s parked tail", result)
+        rate = None
+        if with_rate:  # the generator's own floor on this machine
+            rate = await fixed_rate(port, codes, args.rate, args.rate_seconds, args.connections)
+    finally:
+        await server.stop()
+    log_text = log.read_text(errors="replace")
+    line = next(
+        (line for line in log_text.splitlines() if line.startswith("bare_asgi:")),
+        "bare_asgi: (no uvicorn arguments line in the log)",
+    )
+    return BareRun(label, result, line, cpu_percent, log_text.count('"GET /r/'), rate)
+
+
+def fmt_ms(value: float) -> str:
+    return f"{value:.2f} ms"
+
+
+def settle_text(seconds: float | None) -> str:
+    return f"not reached within {SETTLE_SECONDS} s" if seconds is None else f"{seconds:.2f} s"
+
+
+def print_report(
+    args: argparse.Namespace, backend: str, run: AmplifyRun, bares: list[BareRun]
+) -> bool:
+    m, rate = run.measured, run.rate
+    rows = [(f"amplify {backend}", m, run.cpu_percent)]
+    rows += [(bare.label, bare.result, bare.cpu_percent) for bare in bares]
+    print()
+    print(f"{'target':<20} {'requests/s':>10} {'p50':>10} {'p99':>10} {'errors':>7} {'CPU':>5}")
+    for label, result, cpu in rows:
+        print(
+            f"{label:<20} {result.rps:>10,.0f} {fmt_ms(result.p50_ms):>10} "
+            f"{fmt_ms(result.p99_ms):>10} {result.errors:>7} {cpu:>4.0f}%"
+        )
+    for bare in bares:
+        label = f"ratio amplify/{bare.label}"
+        print(f"{label:<36} {m.rps / bare.result.rps:>6.3f}  (target >= 0.25)")
+    print(
+        f"(requests/s: responses / the {args.seconds} s redirect window; wrk's own Requests/sec "
+        f"also divides by the {PARK_SECONDS} s parked tail: "
+        + ", ".join(f"{label} {result.wrk_rps:,.0f}" for label, result, _ in rows)
+        + "; errors: socket errors + non-3xx; CPU: server process, 100% = one core)"
+    )
+    for label, result, _ in rows:
+        print(
+            f"{label}: {result.complete} responses to {result.sent} requests sent, "
+            f"{result.redirects} 3xx, non-3xx {result.non3xx} (statuses {result.lua['statuses']}), "
+            f"5xx {result.server_errors}, wrk non-2xx/3xx {result.non_2xx_3xx}, "
+            f"socket errors {result.socket_errors or 'none'}"
+        )
+    for bare in bares:
+        print(bare.uvicorn_line)
+        print(f"{bare.label}: uvicorn access-log lines {bare.access_lines}")
+
+    # Every count is polled until it reaches the expected value (at most SETTLE_SECONDS); the
+    # decisive one is taken after the service exited.
+    measured_stored = run.middle - run.before
+    rate_stored = run.after_rate - run.middle
+    answered_total = run.warmup.redirects + m.redirects + rate.redirects
+    stored_total = run.final - run.initial
+    unanswered = (m.sent - m.answered) + (run.warmup.sent - run.warmup.answered) + rate.abandoned
+    equal = stored_total == answered_total and unanswered == 0
+    print()
+    print(
+        f"clicks, wrk measured run: answered {m.redirects}, stored {measured_stored} "
+        f"(count reached after {settle_text(run.middle_settle)})"
+        + ("" if measured_stored == m.redirects else "  MISMATCH before shutdown")
+    )
+    print(
+        f"clicks, fixed-rate run: answered {rate.redirects}, stored {rate_stored} "
+        f"(count reached after {settle_text(run.after_rate_settle)})"
+        + ("" if rate_stored == rate.redirects else "  MISMATCH before shutdown")
+    )
+    print(
+        f"stored vs answered after shutdown (warm-up {run.warmup.redirects} + wrk {m.redirects} "
+        f"+ fixed-rate {rate.redirects}): answered {answered_total}, stored {stored_total}: "
+        + ("EQUAL" if equal else "NOT EQUAL")
+    )
+    if unanswered:
+        print(
+            f"  {unanswered} requests were sent but never answered (wrk stopped, or the "
+            "fixed-rate generator gave up): the server may or may not have stored them"
+        )
+    stop = "never stopped" if run.stop_seconds is None else f"{run.stop_seconds:.2f} s"
+    print(
+        f"service shutdown: SIGTERM to exit {stop}, exit status {run.returncode}"
+        + (" (uvicorn re-raises SIGTERM after a clean shutdown)" if run.returncode == -15 else "")
+        + f"; uvicorn access-log lines for /r/: {run.access_lines}"
+    )
+    print(
+        f"p99 at {args.rate:,.0f} req/s: {fmt_ms(rate.percentile(99))} (target < 20 ms); "
+        f"p50 {fmt_ms(rate.percentile(50))}, max {fmt_ms(max(rate.latencies_ms))}; "
+        f"achieved {rate.responses / rate.elapsed:,.0f} req/s"
+    )
+    print(
+        f"  latency from each request's due time; {rate.responses} of {rate.scheduled} answered "
+        f"in {rate.elapsed:.2f} s over {rate.connections} connections, statuses "
+        f"{dict(sorted(rate.statuses.items()))}; not sent within {REQUEST_TIMEOUT:.0f} s of "
+        f"their due time {rate.unsent} (counted as {REQUEST_TIMEOUT:.0f} s); sent but unanswered "
+        f"{rate.abandoned}"
+    )
+    print(
+        f"  written -> answered (no client-side wait): "
+        f"p50 {fmt_ms(rate.percentile(50, rate.service_ms))}, "
+        f"p99 {fmt_ms(rate.percentile(99, rate.service_ms))}; the generator itself started "
+        f"requests late by p99 {fmt_ms(rate.percentile(99, rate.lag_ms))}, max "
+        f"{fmt_ms(max(rate.lag_ms, default=0.0))} (it shares this machine's CPUs with the server)"
+    )
+    for bare in bares:
+        if bare.rate is not None:
+            floor = bare.rate
+            print(
+                f"  same generator against {bare.label} (its floor here): p99 "
+                f"{fmt_ms(floor.percentile(99))}, p50 {fmt_ms(floor.percentile(50))}, "
+                f"max {fmt_ms(max(floor.latencies_ms))}; generator late by p99 "
+                f"{fmt_ms(floor.percentile(99, floor.lag_ms))}"
+            )
+    server_errors = run.warmup.server_errors + m.server_errors + rate.server_errors
+    if server_errors:
+        print(f"5xx responses from amplify: {server_errors}")
+    ok = equal and server_errors == 0
+    print("check: " + ("OK" if ok else "FAILED"))
+    return ok
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10, help="measured wrk run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--database-url", default=None, help="PostgreSQL: a scratch db beside it")
+    parser.add_argument("--skip-bare", action="store_true")
+    parser.add_argument("--amplifiers", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=1000, help="fixed-rate run, req/s")
+    parser.add_argument("--rate-seconds", type=float, default=10)
+    args = parser.parse_args()
+
+    wrk = ensure_wrk()
+    tmp = Path(tempfile.mkdtemp(prefix="amplify-bench-redirect-"))
+    base_url = args.database_url
+    scratch = bool(base_url and base_url.startswith("postgresql"))
+    if base_url and scratch:
+        url = await create_scratch_database(base_url)
+    elif base_url:
+        url = base_url
+    else:
+        url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    backend = make_url(url).get_backend_name()
+    ok = False
+    try:
+        await asyncio.to_thread(upgrade, url)
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            database_url=url,
+            secret_key=SECRET,  # type: ignore[arg-type]
+            public_url="http://127.0.0.1:8000",
+            var_dir=tmp / "var",
+            worker="off",
+            scanner_window=0,
+        )
+        started = time.perf_counter()
+        links = await seed(settings, args.amplifiers)
+        seed_seconds = time.perf_counter() - started
+        kinds: dict[str, int] = {}
+        for _, kind in links:
+            kinds[kind] = kinds.get(kind, 0) + 1
+        codes = [code for code, _ in links]
+        random.Random(1).shuffle(codes)
+        codes_file = tmp / "codes.txt"
+        codes_file.write_text("".join(f"{code}\n" for code in codes))
+        print(
+            f"seeded {len(codes)} codes ("
+            + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+            + f") for {args.amplifiers} amplifiers in {seed_seconds:.1f} s; database {backend}; "
+            f"wrk -t2 -c{args.connections}, {args.seconds} s measured after a "
+            f"{WARMUP_SECONDS} s warm-up",
+            flush=True,
+        )
+
+        run = await bench_amplify(args, wrk, url, tmp, codes, codes_file)
+        bares: list[BareRun] = []
+        if not args.skip_bare:
+            bares.append(await bench_bare(args, wrk, url, tmp, codes, codes_file, with_rate=True))
+            if bares[0].access_lines:
+                # `amplify serve` logs every request; show the ceiling without that too.
+                bares.append(
+                    await bench_bare(args, wrk, url, tmp, codes, codes_file, access_log_off=True)
+                )
+        ok = print_report(args, backend, run, bares)
+        return 0 if ok else 1
+    finally:
+        if scratch and base_url:
+            await drop_scratch_database(base_url, url)
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"logs kept in {tmp}")
+
+
+def _run() -> int:
+    import uvloop  # what `amplify serve` runs on
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())
+
+
+if __name__ == "__main__":
+    sys.exit(_run())
