@@ -70,10 +70,26 @@ def json_array_contains_any(column: Any, values: Sequence[str], dialect_name: st
     return select(literal(1)).select_from(each).where(each.c.value.in_(values)).exists()
 
 
-def _sqlite_datetime(value: datetime) -> str:
+def sqlite_datetime(value: datetime) -> str:
     # The text form SQLAlchemy's SQLite DateTime stores (UTC, no zone): rows stay readable by
     # the ORM exactly as if it had written them.
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+async def driver_connection(connection: AsyncConnection) -> Any:
+    """The driver's own connection (asyncpg's for COPY and array parameters), inside the
+    transaction `connection` is in. SQLAlchemy begins the asyncpg transaction lazily, at its
+    first statement: a statement sent to the driver before that would commit on its own."""
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    if (
+        connection.dialect.name == "postgresql"
+        and connection.in_transaction()
+        and not driver.is_in_transaction()
+    ):
+        await connection.exec_driver_sql("SELECT 1")
+    return driver
 
 
 async def bulk_insert(
@@ -87,9 +103,7 @@ async def bulk_insert(
     if not rows:
         return
     if connection.dialect.name == "postgresql":
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
+        driver = await driver_connection(connection)
         await driver.copy_records_to_table(table, records=rows, columns=list(columns))
         return
     placeholders = ", ".join("?" for _ in columns)
@@ -104,7 +118,7 @@ async def bulk_insert(
                 stamp = values[i]
                 text = texts.get(stamp)
                 if text is None:
-                    text = texts[stamp] = _sqlite_datetime(stamp)
+                    text = texts[stamp] = sqlite_datetime(stamp)
                 values[i] = text
             return tuple(values)
 

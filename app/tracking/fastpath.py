@@ -1,12 +1,13 @@
-"""`GET|HEAD /r/{code}` answered in front of the framework: the hottest route does no routing,
-dependency injection or per-request session, only a cached lookup and an in-memory append."""
+"""`GET|HEAD /r/{code}` answered in front of the framework (see `AmplifyApp`): the hottest
+route does no routing, middleware, dependency injection or per-request session, only a cached
+lookup and an in-memory append."""
 
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import quote
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope, Send
 
 from app.core.config import Settings
 from app.core.db import utcnow
@@ -67,26 +68,16 @@ class Tracking:
         self.locations: dict[str, bytes] = {}
 
 
-class RedirectFastPath:
-    """ASGI middleware: serves /r/{code} itself and passes everything else on."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"].startswith("/r/")
-            and scope["method"] in ("GET", "HEAD")
-        ):
-            tracking = getattr(scope["app"].state, "tracking", None)
-            if tracking is not None:
-                await _redirect(tracking, scope, send)
-                return
-        await self.app(scope, receive, send)
+def is_redirect(scope: Scope) -> bool:
+    return (
+        scope["type"] == "http"
+        and scope["path"].startswith("/r/")
+        and scope["method"] in ("GET", "HEAD")
+    )
 
 
-async def _redirect(tracking: Tracking, scope: Scope, send: Send) -> None:
+async def redirect(tracking: Tracking, scope: Scope, send: Send) -> None:
+    """Answer `GET|HEAD /r/{code}`: 302 to the stored target (recording a GET), else 404."""
     code = scope["path"][3:]
     link = None
     if looks_like_code(code):
@@ -147,6 +138,7 @@ async def _record(tracking: Tracking, scope: Scope, link: CachedLink) -> None:
             referrer_host=referrer_host(referer),
         )
     )
+    await tracking.recorder.room()
 
 
 async def _scanner_reason(tracking: Tracking, link: CachedLink, now: datetime) -> str | None:

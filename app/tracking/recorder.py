@@ -13,35 +13,21 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, delete, distinct, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.core.db import bulk_insert
-from app.models import Click, ClickRollup, Link, LinkVisitor
+from app.models import Click, Link, LinkKind, LinkVisitor
+from app.tracking.clickstore import add_rollups, add_visitors, insert_clicks
 
 logger = logging.getLogger("amplify.clicks")
 
 BURST_WINDOW = timedelta(seconds=5)
 BURST_LINKS = 3
-VALUES_CHUNK = 500
-
-CLICK_COLUMNS = (
-    "link_id",
-    "delivery_id",
-    "kind",
-    "at",
-    "is_bot",
-    "bot_reason",
-    "visitor_key",
-    "ua_class",
-    "referrer_host",
-)
+PAIRS_PER_QUERY = 500
 
 
 @dataclass(slots=True)
@@ -57,6 +43,7 @@ class ClickEvent:
     referrer_host: str | None
 
     def row(self) -> tuple[Any, ...]:
+        """The values in `clickstore.CLICK_COLUMNS` order."""
         return (
             self.link_id,
             self.delivery_id,
@@ -81,62 +68,35 @@ class _Delta:
     unique_visitors: int = 0
 
 
-def _insert_for(connection: AsyncConnection) -> Any:
-    return pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-
-
 async def _count_new_visitors(
     connection: AsyncConnection, clicks: Sequence[ClickEvent], deltas: dict[Any, _Delta]
 ) -> None:
     """Add each human visitor's first click of the day on a link to the visitor set; the
     ones that were new count as unique visitors in their hour."""
-    first: dict[tuple[int, Any, str], datetime] = {}
+    first: dict[tuple[int, date, str], datetime] = {}
     for click in clicks:
         if click.is_bot or click.visitor_key is None:
             continue
         key = (click.link_id, click.at.date(), click.visitor_key)
         if key not in first or click.at < first[key]:
             first[key] = click.at
-    rows = [
-        {"link_id": link_id, "day": day, "visitor_key": visitor, "hour": hour_of(at)}
-        for (link_id, day, visitor), at in first.items()
-    ]
-    insert = _insert_for(connection)
-    for start in range(0, len(rows), VALUES_CHUNK):
-        stmt = (
-            insert(LinkVisitor)
-            .values(rows[start : start + VALUES_CHUNK])
-            .on_conflict_do_nothing()
-            .returning(LinkVisitor.link_id, LinkVisitor.hour)
-        )
-        for link_id, hour in (await connection.execute(stmt)).all():
-            deltas[(link_id, hour)].unique_visitors += 1
+    new = await add_visitors(
+        connection,
+        [(link_id, day, visitor, hour_of(at)) for (link_id, day, visitor), at in first.items()],
+    )
+    for link_id, hour in new:
+        deltas[(link_id, hour)].unique_visitors += 1
 
 
 async def _apply_rollups(connection: AsyncConnection, deltas: dict[Any, _Delta]) -> None:
-    rows = [
-        {
-            "link_id": link_id,
-            "hour": hour,
-            "clicks": d.clicks,
-            "bot_clicks": d.bot_clicks,
-            "unique_visitors": d.unique_visitors,
-        }
-        for (link_id, hour), d in deltas.items()
-        if d.clicks or d.bot_clicks or d.unique_visitors
-    ]
-    insert = _insert_for(connection)
-    for start in range(0, len(rows), VALUES_CHUNK):
-        stmt = insert(ClickRollup).values(rows[start : start + VALUES_CHUNK])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[ClickRollup.link_id, ClickRollup.hour],
-            set_={
-                "clicks": ClickRollup.clicks + stmt.excluded.clicks,
-                "bot_clicks": ClickRollup.bot_clicks + stmt.excluded.bot_clicks,
-                "unique_visitors": ClickRollup.unique_visitors + stmt.excluded.unique_visitors,
-            },
-        )
-        await connection.execute(stmt)
+    await add_rollups(
+        connection,
+        [
+            (link_id, hour, d.clicks, d.bot_clicks, d.unique_visitors)
+            for (link_id, hour), d in deltas.items()
+            if d.clicks or d.bot_clicks or d.unique_visitors
+        ],
+    )
 
 
 def _bursts(clicks: Sequence[Any]) -> set[int]:
@@ -153,37 +113,67 @@ def _bursts(clicks: Sequence[Any]) -> set[int]:
     return flagged
 
 
+async def _burst_candidates(
+    connection: AsyncConnection, pairs: Sequence[tuple[int, str]], since: datetime
+) -> list[Any]:
+    """Recent share clicks of the (delivery, visitor) pairs that touched ≥ 3 links since
+    `since`, by time: a cheap aggregate first, since almost no pair is a burst."""
+    rows: list[Any] = []
+    for start in range(0, len(pairs), PAIRS_PER_QUERY):
+        chunk = pairs[start : start + PAIRS_PER_QUERY]
+        recent = and_(
+            Click.kind == LinkKind.SHARE,
+            tuple_(Click.delivery_id, Click.visitor_key).in_(chunk),
+            Click.at >= since,
+        )
+        suspects = (
+            await connection.execute(
+                select(Click.delivery_id, Click.visitor_key)
+                .where(recent)
+                .group_by(Click.delivery_id, Click.visitor_key)
+                .having(func.count(distinct(Click.link_id)) >= BURST_LINKS)
+            )
+        ).all()
+        if not suspects:
+            continue
+        rows += (
+            await connection.execute(
+                select(
+                    Click.id,
+                    Click.link_id,
+                    Click.at,
+                    Click.is_bot,
+                    Click.delivery_id,
+                    Click.visitor_key,
+                )
+                .where(
+                    Click.kind == LinkKind.SHARE,
+                    tuple_(Click.delivery_id, Click.visitor_key).in_([tuple(s) for s in suspects]),
+                    Click.at >= since,
+                )
+                .order_by(Click.at, Click.id)
+            )
+        ).all()
+    return rows
+
+
 async def _reclassify_bursts(
     connection: AsyncConnection, clicks: Sequence[ClickEvent], deltas: dict[Any, _Delta]
 ) -> int:
     """Scanner bursts: re-flag every human click of a burst (the first one included) as a
-    bot, moving it between rollup columns and out of the visitor sets."""
-    pairs = {(c.delivery_id, c.visitor_key) for c in clicks if c.delivery_id and c.visitor_key}
+    bot, moving it between rollup columns and out of the visitor sets. Only the digest's own
+    links (share links) make bursts: visit links are public and shared separately."""
+    pairs = {
+        (c.delivery_id, c.visitor_key)
+        for c in clicks
+        if c.kind == LinkKind.SHARE and c.delivery_id and c.visitor_key
+    }
     if not pairs:
         return 0
     since = min(c.at for c in clicks) - BURST_WINDOW
-    recent = (
-        await connection.execute(
-            select(
-                Click.id,
-                Click.link_id,
-                Click.at,
-                Click.is_bot,
-                Click.delivery_id,
-                Click.visitor_key,
-            )
-            .where(
-                Click.delivery_id.in_({d for d, _ in pairs}),
-                Click.visitor_key.in_({v for _, v in pairs}),
-                Click.at >= since,
-            )
-            .order_by(Click.at, Click.id)
-        )
-    ).all()
     groups: dict[tuple[int, str], list[Any]] = defaultdict(list)
-    for row in recent:
-        if (row.delivery_id, row.visitor_key) in pairs:
-            groups[(row.delivery_id, row.visitor_key)].append(row)
+    for row in await _burst_candidates(connection, sorted(pairs), since):
+        groups[(row.delivery_id, row.visitor_key)].append(row)
     flagged: list[Any] = []
     for group in groups.values():
         ids = _bursts(group)
@@ -240,7 +230,7 @@ async def _uncount_visitors(
 
 async def store_clicks(connection: AsyncConnection, clicks: Sequence[ClickEvent]) -> int:
     """Insert clicks and keep rollups and visitor sets exact; returns clicks re-flagged."""
-    await bulk_insert(connection, "clicks", CLICK_COLUMNS, [c.row() for c in clicks])
+    await insert_clicks(connection, [c.row() for c in clicks])
     deltas: dict[Any, _Delta] = defaultdict(_Delta)
     for click in clicks:
         delta = deltas[(click.link_id, hour_of(click.at))]
@@ -263,12 +253,19 @@ class ClickRecorder:
         *,
         flush_seconds: float = 0.1,
         max_batch: int = 5_000,
+        high_water: int = 10_000,
         max_pending: int = 1_000_000,
     ) -> None:
         self.engine = engine
         self.flush_seconds = flush_seconds
         self.max_batch = max_batch
+        self.high_water = high_water
         self.max_pending = max_pending
+        # Set while the buffer is under its high-water mark, or while the database fails
+        # (then the buffer grows to max_pending rather than the redirects waiting on it).
+        self._room = asyncio.Event()
+        self._room.set()
+        self._healthy = True
         self._pending: list[ClickEvent] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -300,6 +297,15 @@ class ClickRecorder:
         self._pending.append(click)
         if len(self._pending) >= self.max_batch:
             self._wake.set()
+            if len(self._pending) >= self.high_water and self._healthy:
+                self._room.clear()
+
+    async def room(self) -> None:
+        """Wait while more clicks are pending than the database has been keeping up with:
+        under overload the redirects slow down to the rate clicks can be stored instead of
+        the buffer growing until it drops clicks. Returns at once while the database fails."""
+        if not self._room.is_set():
+            await self._room.wait()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="amplify-click-recorder")
@@ -353,21 +359,33 @@ class ClickRecorder:
                 await store_clicks(connection, batch)
         except IntegrityError:
             # A link deleted (with its campaign) after its click was answered: keep the rest.
-            kept = await self._without_deleted_links(batch)
+            try:
+                kept = await self._without_deleted_links(batch)
+            except Exception:
+                kept = batch
             self._pending = kept + self._pending
             if len(kept) == len(batch):
                 self.failed_flushes += 1
+                self._flushed(ok=False)
                 logger.exception("storing %s clicks failed; they are kept and retried", len(batch))
                 return False
             self.dropped += len(batch) - len(kept)
+            self._flushed(ok=True)
             return True
         except Exception:
             self.failed_flushes += 1
             self._pending = batch + self._pending
+            self._flushed(ok=False)
             logger.exception("storing %s clicks failed; they are kept and retried", len(batch))
             return False
         self.recorded += len(batch)
+        self._flushed(ok=True)
         return True
+
+    def _flushed(self, *, ok: bool) -> None:
+        self._healthy = ok
+        if not ok or len(self._pending) < self.high_water:
+            self._room.set()
 
     async def _without_deleted_links(self, batch: list[ClickEvent]) -> list[ClickEvent]:
         async with self.engine.connect() as connection:
