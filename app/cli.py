@@ -54,6 +54,9 @@ def serve(
         workers=workers,
         proxy_headers=False,
         log_level="info",
+        # uvicorn's access log writes every client's IP address (no raw IP in logs) and costs
+        # more than the redirect itself.
+        access_log=False,
     )
     if sink is not None:
         sink.stop()

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from app import __version__
 from app.amplifiers.router import router as amplifiers_router
@@ -20,17 +21,31 @@ from app.keys.router import router as keys_router
 from app.pages.router import router as pages_router
 from app.sending.router import router as sending_router
 from app.sending.worker import Worker
-from app.tracking.fastpath import OPENAPI_PATHS, RedirectFastPath, Tracking
+from app.tracking.fastpath import OPENAPI_PATHS, Tracking, is_redirect, redirect
 from app.tracking.recorder import ClickRecorder
 from app.tracking.resolver import LinkResolver
 from app.tracking.salts import VisitorSalts
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class AmplifyApp(FastAPI):
+    """FastAPI with `/r/{code}` answered before any of the framework's layers (its error,
+    telemetry and body-limit middleware, routing): the redirect is the hottest path and
+    handles its own errors."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_redirect(scope):
+            tracking: Tracking | None = getattr(self.state, "tracking", None)
+            if tracking is not None:
+                await redirect(tracking, scope, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> AmplifyApp:
     settings = settings or get_settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: AmplifyApp) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
@@ -58,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await recorder.close()
             await engine.dispose()
 
-    app = FastAPI(
+    app = AmplifyApp(
         title="Amplify",
         version=__version__,
         description="Email-campaign amplification: digests of ready-to-share messages, "
@@ -69,7 +84,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.signer = Signer(settings.signing_key())
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RedirectFastPath)  # outermost: /r/ never reaches the framework
     app.include_router(health_router)
     app.include_router(keys_router)
     app.include_router(amplifiers_router)

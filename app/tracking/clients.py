@@ -5,7 +5,6 @@ is recorded whatever its headers say.
 """
 
 import hashlib
-import hmac
 import ipaddress
 import re
 from urllib.parse import urlsplit
@@ -122,4 +121,4 @@ def visitor_key(salt: bytes, ip: str, user_agent: str) -> str:
     if len(salt) < MIN_SALT_LENGTH:
         raise ValueError(f"the visitor salt must be at least {MIN_SALT_LENGTH} random bytes")
     message = f"{ip}\n{user_agent}".encode("utf-8", "surrogatepass")
-    return hmac.digest(salt, message, hashlib.sha256).hex()[:VISITOR_KEY_LENGTH]
+    return hashlib.blake2b(message, key=salt, digest_size=VISITOR_KEY_LENGTH // 2).hexdigest()

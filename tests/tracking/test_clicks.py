@@ -135,6 +135,23 @@ class TestBursts:
         assert [c.is_bot for c in await _clicks(sessionmaker)] == [False] * 4
         assert await _totals(sessionmaker) == (4, 0, 3)
 
+    async def test_visit_links_make_no_burst(
+        self, client, app, clock, sent_campaign, sessionmaker
+    ) -> None:
+        # Visit links are posted publicly, not clicked from the digest: a reader going through
+        # three of one amplifier's posts quickly is still a reader.
+        sent = await sent_campaign(now=clock.now)
+        for message, network in ((0, "linkedin"), (0, "x"), (1, "linkedin")):
+            await _get(
+                client,
+                sent.code("ada@example.com", message, network, "visit"),
+                **{"user-agent": CHROME},
+            )
+            clock.advance(seconds=1)
+        await _flush(app)
+        assert [c.is_bot for c in await _clicks(sessionmaker)] == [False] * 3
+        assert await _totals(sessionmaker) == (3, 0, 3)
+
     async def test_other_visitors_and_deliveries_do_not_make_a_burst(
         self, client, app, clock, sent_campaign, sessionmaker
     ) -> None:

@@ -1,5 +1,4 @@
 import hashlib
-import hmac
 import ipaddress
 import re
 
@@ -175,9 +174,10 @@ class TestReferrerHost:
 
 
 class TestVisitorKey:
-    def test_is_the_truncated_hmac_sha256(self) -> None:
-        expected = hmac.new(SALT, f"203.0.113.9\n{CHROME}".encode(), hashlib.sha256).hexdigest()
-        assert visitor_key(SALT, "203.0.113.9", CHROME) == expected[:32]
+    def test_is_keyed_blake2b_of_ip_and_agent(self) -> None:
+        message = f"203.0.113.9\n{CHROME}".encode()
+        expected = hashlib.blake2b(message, key=SALT, digest_size=16).hexdigest()
+        assert visitor_key(SALT, "203.0.113.9", CHROME) == expected
 
     def test_is_stable_for_equal_inputs(self) -> None:
         assert visitor_key(SALT, "203.0.113.9", CHROME) == visitor_key(SALT, "203.0.113.9", CHROME)
