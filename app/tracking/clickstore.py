@@ -64,6 +64,21 @@ _PG_ROLLUPS = (
 )
 
 
+# (delivery, visitor) pairs whose share clicks since a moment touch at least a number of links.
+_SQLITE_BURST_SUSPECTS = (
+    "SELECT c.delivery_id, c.visitor_key FROM json_each(?) AS p JOIN clicks AS c "
+    "ON c.delivery_id = p.value ->> 0 AND c.visitor_key = p.value ->> 1 "
+    "WHERE c.kind = 'share' AND c.at >= ? "
+    "GROUP BY c.delivery_id, c.visitor_key HAVING count(DISTINCT c.link_id) >= ?"
+)
+_PG_BURST_SUSPECTS = (
+    "SELECT c.delivery_id, c.visitor_key FROM unnest($1::int[], $2::text[]) AS p(d, v) "
+    "JOIN clicks AS c ON c.delivery_id = p.d AND c.visitor_key = p.v "
+    "WHERE c.kind = 'share' AND c.at >= $3 "
+    "GROUP BY c.delivery_id, c.visitor_key HAVING count(DISTINCT c.link_id) >= $4"
+)
+
+
 def _is_postgresql(connection: AsyncConnection) -> bool:
     return connection.dialect.name == "postgresql"
 
@@ -127,3 +142,21 @@ async def add_rollups(connection: AsyncConnection, rows: Sequence[RollupRow]) ->
         return
     document = _json([(link, sqlite_datetime(hour), *counts) for link, hour, *counts in rows])
     await connection.exec_driver_sql(_SQLITE_ROLLUPS, (document,))
+
+
+async def burst_suspects(
+    connection: AsyncConnection, pairs: Sequence[tuple[int, str]], since: datetime, links: int
+) -> list[tuple[int, str]]:
+    """The (delivery, visitor) pairs among `pairs` with share clicks on at least `links`
+    different links since `since`: one indexed lookup per pair, in one statement."""
+    if not pairs:
+        return []
+    if _is_postgresql(connection):
+        driver = await driver_connection(connection)
+        records = await driver.fetch(_PG_BURST_SUSPECTS, *_columns(pairs), since, links)
+        return [(record[0], record[1]) for record in records]
+    result = await connection.exec_driver_sql(
+        _SQLITE_BURST_SUSPECTS, (_json(pairs), sqlite_datetime(since), links)
+    )
+    suspects: list[Any] = list(result.all())
+    return [(delivery, visitor) for delivery, visitor in suspects]

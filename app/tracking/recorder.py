@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, distinct, func, select, tuple_, update
+from sqlalchemy import and_, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.models import Click, Link, LinkKind, LinkVisitor
-from app.tracking.clickstore import add_rollups, add_visitors, insert_clicks
+from app.tracking.clickstore import add_rollups, add_visitors, burst_suspects, insert_clicks
 
 logger = logging.getLogger("amplify.clicks")
 
@@ -118,24 +118,11 @@ async def _burst_candidates(
 ) -> list[Any]:
     """Recent share clicks of the (delivery, visitor) pairs that touched ≥ 3 links since
     `since`, by time: a cheap aggregate first, since almost no pair is a burst."""
+    suspects = await burst_suspects(connection, pairs, since, BURST_LINKS)
+    if not suspects:
+        return []
     rows: list[Any] = []
-    for start in range(0, len(pairs), PAIRS_PER_QUERY):
-        chunk = pairs[start : start + PAIRS_PER_QUERY]
-        recent = and_(
-            Click.kind == LinkKind.SHARE,
-            tuple_(Click.delivery_id, Click.visitor_key).in_(chunk),
-            Click.at >= since,
-        )
-        suspects = (
-            await connection.execute(
-                select(Click.delivery_id, Click.visitor_key)
-                .where(recent)
-                .group_by(Click.delivery_id, Click.visitor_key)
-                .having(func.count(distinct(Click.link_id)) >= BURST_LINKS)
-            )
-        ).all()
-        if not suspects:
-            continue
+    for start in range(0, len(suspects), PAIRS_PER_QUERY):
         rows += (
             await connection.execute(
                 select(
@@ -148,7 +135,9 @@ async def _burst_candidates(
                 )
                 .where(
                     Click.kind == LinkKind.SHARE,
-                    tuple_(Click.delivery_id, Click.visitor_key).in_([tuple(s) for s in suspects]),
+                    tuple_(Click.delivery_id, Click.visitor_key).in_(
+                        suspects[start : start + PAIRS_PER_QUERY]
+                    ),
                     Click.at >= since,
                 )
                 .order_by(Click.at, Click.id)
