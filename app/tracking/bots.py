@@ -15,7 +15,9 @@ from crawleruseragents import CRAWLER_USER_AGENTS_DATA  # type: ignore[import-un
 # Longer agents are classified on their first MAX_USER_AGENT characters: real ones are far shorter,
 # and the bound keeps both the regex scan and the cache's memory small under junk headers.
 MAX_USER_AGENT = 1024
-CACHE_SIZE = 4096
+# Agents classified, by exact string: a day's clicks come from a few thousand distinct agents
+# (browser builds x platforms), and a miss costs a regex scan (about 10 µs).
+CACHE_SIZE = 32_768
 
 # Link-preview fetchers and social crawlers that must be caught whatever the package list says.
 PREVIEW_PATTERNS = (

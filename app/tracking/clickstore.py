@@ -99,14 +99,7 @@ async def insert_clicks(connection: AsyncConnection, rows: Sequence[Sequence[obj
     if _is_postgresql(connection):
         await bulk_insert(connection, "clicks", CLICK_COLUMNS, rows)
         return
-    texts: dict[object, str] = {}
-    converted = []
-    for row in rows:
-        at = row[3]
-        text = texts.get(at)
-        if text is None:
-            text = texts[at] = sqlite_datetime(at)  # type: ignore[arg-type]
-        converted.append((*row[:3], text, *row[4:]))
+    converted = [(*row[:3], sqlite_datetime(row[3]), *row[4:]) for row in rows]  # type: ignore[arg-type]
     await connection.exec_driver_sql(_SQLITE_CLICKS, (_json(converted),))
 
 
@@ -120,14 +113,11 @@ async def add_visitors(
         driver = await driver_connection(connection)
         records = await driver.fetch(_PG_VISITORS, *_columns(rows))
         return [(record[0], record[1]) for record in records]
-    hours = {sqlite_datetime(hour): hour for _, _, _, hour in rows}
-    document = _json(
-        [
-            (link, day.isoformat(), visitor, sqlite_datetime(hour))
-            for link, day, visitor, hour in rows
-        ]
-    )
+    texts = {hour: sqlite_datetime(hour) for hour in {row[3] for row in rows}}
+    days = {day: day.isoformat() for day in {row[1] for row in rows}}
+    document = _json([(link, days[day], visitor, texts[hour]) for link, day, visitor, hour in rows])
     result = await connection.exec_driver_sql(_SQLITE_VISITORS, (document,))
+    hours = {text: hour for hour, text in texts.items()}
     new: list[Any] = list(result.all())
     return [(link, hours[hour]) for link, hour in new]
 
@@ -140,7 +130,8 @@ async def add_rollups(connection: AsyncConnection, rows: Sequence[RollupRow]) ->
         driver = await driver_connection(connection)
         await driver.execute(_PG_ROLLUPS, *_columns(rows))
         return
-    document = _json([(link, sqlite_datetime(hour), *counts) for link, hour, *counts in rows])
+    texts = {hour: sqlite_datetime(hour) for hour in {row[1] for row in rows}}
+    document = _json([(link, texts[hour], *counts) for link, hour, *counts in rows])
     await connection.exec_driver_sql(_SQLITE_ROLLUPS, (document,))
 
 

@@ -7,6 +7,7 @@ is recorded whatever its headers say.
 import hashlib
 import ipaddress
 import re
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -16,6 +17,8 @@ UNKNOWN_CLIENT = "0.0.0.0"
 MAX_HOST_LENGTH = 255
 VISITOR_KEY_LENGTH = 32  # hex characters: 128 bits
 MIN_SALT_LENGTH = 16
+ADDRESS_CACHE_SIZE = 16_384
+MAX_ADDRESS_TEXT = 100
 
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 
@@ -47,6 +50,13 @@ def parse_trusted_proxies(value: str) -> tuple[IPNetwork, ...]:
 
 def _address(text: str) -> IPAddress | None:
     """The address in "1.2.3.4", "1.2.3.4:5678", "[2001:db8::1]:443" or "::ffff:1.2.3.4"."""
+    # No address is this long (IPv6 with a port and a zone); the bound also keeps junk
+    # headers out of the cache.
+    return _parsed_address(text) if len(text) <= MAX_ADDRESS_TEXT else None
+
+
+@lru_cache(maxsize=ADDRESS_CACHE_SIZE)  # the same clients and proxies come back
+def _parsed_address(text: str) -> IPAddress | None:
     host = text.strip()
     if host.startswith("["):
         end = host.find("]")
