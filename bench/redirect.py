@@ -56,6 +56,9 @@ LUA = ROOT / "bench" / "redirect_codes.lua"
 WARMUP_SECONDS = 2
 PARK_SECONDS = 1  # wrk runs this much longer than the redirect window (see the Lua script)
 SETTLE_SECONDS = 10
+# Like a browser's or httpx's pool: a connection idle longer than this is not reused, as the
+# server (uvicorn: 5 s keep-alive) may be closing it just as a request goes out.
+KEEPALIVE_REUSE_SECONDS = 4.0
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
@@ -372,7 +375,7 @@ async def fixed_rate(
     total = int(rate * seconds)
     result = RateResult(scheduled=total, seconds=seconds)
     clock = time.perf_counter  # uvloop's loop.time() is cached, in whole milliseconds
-    idle: list[RawConnection] = []
+    idle: list[tuple[RawConnection, float]] = []
     slots = asyncio.Semaphore(max_connections)
     offset = random.Random(7).randrange(len(requests))
 
@@ -385,7 +388,12 @@ async def fixed_rate(
             result.unsent += 1
             result.latencies_ms.append(REQUEST_TIMEOUT * 1000)
             return
-        connection = idle.pop() if idle else None
+        connection = None
+        while idle and connection is None:
+            connection, last_used = idle.pop()
+            if clock() - last_used > KEEPALIVE_REUSE_SECONDS:  # the server may be closing it
+                connection.close()
+                connection = None
         written: float | None = None
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT):
@@ -421,7 +429,7 @@ async def fixed_rate(
         if close:
             connection.close()
         else:
-            idle.append(connection)
+            idle.append((connection, answered))
 
     tasks = []
     gc.collect()
@@ -438,7 +446,7 @@ async def fixed_rate(
     finally:
         gc.enable()
     result.elapsed = clock() - t0
-    for connection in idle:
+    for connection, _ in idle:
         connection.close()
     return result
 
