@@ -1,16 +1,6 @@
 from datetime import date, datetime
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Date,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-    text,
-)
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime
@@ -26,15 +16,7 @@ class Click(Base):
     __table_args__ = (
         Index("ix_clicks_link_at", "link_id", "at"),
         Index("ix_clicks_at", "at"),
-        # Scanner bursts are looked for among the digest's own links only.
-        Index(
-            "ix_clicks_burst",
-            "delivery_id",
-            "visitor_key",
-            "at",
-            postgresql_where=text("kind = 'share'"),
-            sqlite_where=text("kind = 'share'"),
-        ),
+        Index("ix_clicks_burst", "delivery_id", "visitor_key", "at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -64,17 +64,17 @@ _PG_ROLLUPS = (
 )
 
 
-# (delivery, visitor) pairs whose share clicks since a moment touch at least a number of links.
+# (delivery, visitor) pairs whose clicks since a moment touch at least a number of links.
 _SQLITE_BURST_SUSPECTS = (
     "SELECT c.delivery_id, c.visitor_key FROM json_each(?) AS p JOIN clicks AS c "
     "ON c.delivery_id = p.value ->> 0 AND c.visitor_key = p.value ->> 1 "
-    "WHERE c.kind = 'share' AND c.at >= ? "
+    "WHERE c.at >= ? "
     "GROUP BY c.delivery_id, c.visitor_key HAVING count(DISTINCT c.link_id) >= ?"
 )
 _PG_BURST_SUSPECTS = (
     "SELECT c.delivery_id, c.visitor_key FROM unnest($1::int[], $2::text[]) AS p(d, v) "
     "JOIN clicks AS c ON c.delivery_id = p.d AND c.visitor_key = p.v "
-    "WHERE c.kind = 'share' AND c.at >= $3 "
+    "WHERE c.at >= $3 "
     "GROUP BY c.delivery_id, c.visitor_key HAVING count(DISTINCT c.link_id) >= $4"
 )
 
@@ -138,7 +138,7 @@ async def add_rollups(connection: AsyncConnection, rows: Sequence[RollupRow]) ->
 async def burst_suspects(
     connection: AsyncConnection, pairs: Sequence[tuple[int, str]], since: datetime, links: int
 ) -> list[tuple[int, str]]:
-    """The (delivery, visitor) pairs among `pairs` with share clicks on at least `links`
+    """The (delivery, visitor) pairs among `pairs` with clicks on at least `links`
     different links since `since`: one indexed lookup per pair, in one statement."""
     if not pairs:
         return []

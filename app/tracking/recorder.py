@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal_column, select, tuple_, update
+from sqlalchemy import and_, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.models import Click, Link, LinkKind, LinkVisitor
+from app.models import Click, Link, LinkVisitor
 from app.tracking.clickstore import add_rollups, add_visitors, burst_suspects, insert_clicks
 
 logger = logging.getLogger("amplify.clicks")
@@ -119,7 +119,7 @@ def _bursts(clicks: Sequence[Any]) -> set[int]:
 async def _burst_candidates(
     connection: AsyncConnection, pairs: Sequence[tuple[int, str]], since: datetime
 ) -> list[Any]:
-    """Recent share clicks of the (delivery, visitor) pairs that touched ≥ 3 links since
+    """Recent clicks of the (delivery, visitor) pairs that touched ≥ 3 links since
     `since`, by time: a cheap aggregate first, since almost no pair is a burst."""
     suspects = await burst_suspects(connection, pairs, since, BURST_LINKS)
     if not suspects:
@@ -137,9 +137,6 @@ async def _burst_candidates(
                     Click.visitor_key,
                 )
                 .where(
-                    # A literal, not a parameter: SQLite only uses the partial burst index
-                    # when the query's own text implies the index's condition.
-                    Click.kind == literal_column("'share'"),
                     tuple_(Click.delivery_id, Click.visitor_key).in_(
                         suspects[start : start + PAIRS_PER_QUERY]
                     ),
@@ -155,13 +152,9 @@ async def _reclassify_bursts(
     connection: AsyncConnection, clicks: Sequence[ClickEvent], deltas: dict[Any, _Delta]
 ) -> int:
     """Scanner bursts: re-flag every human click of a burst (the first one included) as a
-    bot, moving it between rollup columns and out of the visitor sets. Only the digest's own
-    links (share links) make bursts: visit links are public and shared separately."""
-    pairs = {
-        (c.delivery_id, c.visitor_key)
-        for c in clicks
-        if c.kind == LinkKind.SHARE and c.delivery_id and c.visitor_key
-    }
+    bot, moving it between rollup columns and out of the visitor sets. Any links of one
+    delivery count, share and visit alike (API.md)."""
+    pairs = {(c.delivery_id, c.visitor_key) for c in clicks if c.delivery_id and c.visitor_key}
     if not pairs:
         return 0
     since = min(c.at for c in clicks) - BURST_WINDOW

@@ -55,13 +55,7 @@ def upgrade() -> None:
     with op.batch_alter_table("clicks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("delivery_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("kind", sa.String(length=8), nullable=True))
-        batch_op.create_index(
-            "ix_clicks_burst",
-            ["delivery_id", "visitor_key", "at"],
-            unique=False,
-            postgresql_where=sa.text("kind = 'share'"),
-            sqlite_where=sa.text("kind = 'share'"),
-        )
+        batch_op.create_index("ix_clicks_burst", ["delivery_id", "visitor_key", "at"], unique=False)
 
 
 def downgrade() -> None:

@@ -135,22 +135,27 @@ class TestBursts:
         assert [c.is_bot for c in await _clicks(sessionmaker)] == [False] * 4
         assert await _totals(sessionmaker) == (4, 0, 3)
 
-    async def test_visit_links_make_no_burst(
+    async def test_visit_links_of_the_delivery_count_too(
         self, client, app, clock, sent_campaign, sessionmaker
     ) -> None:
-        # Visit links are posted publicly, not clicked from the digest: a reader going through
-        # three of one amplifier's posts quickly is still a reader.
+        # API.md: ≥ 3 different links of one delivery, share or visit.
         sent = await sent_campaign(now=clock.now)
-        for message, network in ((0, "linkedin"), (0, "x"), (1, "linkedin")):
+        for message, network, kind in (
+            (0, "linkedin", "share"),
+            (0, "x", "visit"),
+            (1, "x", "visit"),
+        ):
             await _get(
                 client,
-                sent.code("ada@example.com", message, network, "visit"),
+                sent.code("ada@example.com", message, network, kind),
                 **{"user-agent": CHROME},
             )
             clock.advance(seconds=1)
         await _flush(app)
-        assert [c.is_bot for c in await _clicks(sessionmaker)] == [False] * 3
-        assert await _totals(sessionmaker) == (3, 0, 3)
+        assert [(c.is_bot, c.bot_reason) for c in await _clicks(sessionmaker)] == [
+            (True, "burst")
+        ] * 3
+        assert await _totals(sessionmaker) == (0, 3, 0)
 
     async def test_other_visitors_and_deliveries_do_not_make_a_burst(
         self, client, app, clock, sent_campaign, sessionmaker
