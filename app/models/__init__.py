@@ -8,18 +8,23 @@ from app.models.delivery import Delivery, DeliveryStatus
 from app.models.link import Link, LinkKind
 from app.models.message import Message
 from app.models.organization import Organization
+from app.models.stats import AmplifierDay, CampaignHour, CostPerClick, Engagement
 from app.models.suppression import Suppression
 
 __all__ = [
     "Amplifier",
+    "AmplifierDay",
     "AmplifierStatus",
     "ApiKey",
     "Campaign",
+    "CampaignHour",
     "CampaignStatus",
     "Click",
     "ClickRollup",
+    "CostPerClick",
     "Delivery",
     "DeliveryStatus",
+    "Engagement",
     "Link",
     "LinkKind",
     "LinkVisitor",

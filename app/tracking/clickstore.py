@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.db import bulk_insert, driver_connection, sqlite_datetime
+from app.core.db import bulk_insert, driver_connection, sqlite_datetime, utcnow
 
 VisitorRow = tuple[int, date, str, datetime]  # link, day, visitor key, hour of the first click
 RollupRow = tuple[int, datetime, int, int, int]  # link, hour, clicks, bot clicks, unique visitors
@@ -79,6 +79,74 @@ _PG_BURST_SUSPECTS = (
 )
 
 
+def stats_statements(source: str, d: dict[str, str], day: str, now: str) -> tuple[str, ...]:
+    """The statistics rollups (app/models/stats.py) from one batch of per-link hourly deltas
+    `d` (link_id, hour, clicks, bot_clicks, unique_visitors) read from `source`."""
+    share = f"CASE WHEN l.kind = 'share' THEN {d['clicks']} ELSE 0 END"
+    visit = f"CASE WHEN l.kind = 'visit' THEN {d['clicks']} ELSE 0 END"
+    unique = f"CASE WHEN l.kind = 'visit' THEN {d['unique_visitors']} ELSE 0 END"
+    first_share = f"CASE WHEN l.kind = 'share' AND {d['clicks']} > 0 THEN {d['hour']} END"
+    joined = (
+        f"FROM {source} JOIN links AS l ON l.id = {d['link_id']} "
+        "JOIN campaigns AS c ON c.id = l.campaign_id WHERE true"
+    )
+    sums = f"sum({share}), sum({visit}), sum({unique})"
+
+    def add(table: str, columns: tuple[str, ...]) -> str:
+        return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
+
+    counts = ("share_clicks", "visits", "unique_visitors")
+    engagement = (
+        "INSERT INTO engagement (campaign_id, amplifier_id, message_id, network, "
+        "organization_id, share_clicks, visits, unique_visitors, bot_clicks, first_shared_at, "
+        "updated_at) "
+        f"SELECT l.campaign_id, coalesce(l.amplifier_id, 0), l.message_id, l.network, "
+        f"c.organization_id, {sums}, sum({d['bot_clicks']}), min({first_share}), {now} "
+        f"{joined} GROUP BY l.campaign_id, coalesce(l.amplifier_id, 0), l.message_id, "
+        "l.network, c.organization_id "
+        "ON CONFLICT (campaign_id, amplifier_id, message_id, network) DO UPDATE SET "
+        f"{add('engagement', (*counts, 'bot_clicks'))}, "
+        "first_shared_at = CASE "
+        "WHEN engagement.share_clicks + excluded.share_clicks <= 0 THEN NULL "
+        "WHEN engagement.share_clicks <= 0 THEN excluded.first_shared_at "
+        "ELSE engagement.first_shared_at END, "
+        "updated_at = excluded.updated_at"
+    )
+    campaign_hours = (
+        "INSERT INTO campaign_hours (campaign_id, hour, share_clicks, visits, unique_visitors, "
+        "bot_clicks, updated_at) "
+        f"SELECT l.campaign_id, {d['hour']}, {sums}, sum({d['bot_clicks']}), {now} "
+        f"{joined} GROUP BY l.campaign_id, {d['hour']} "
+        "ON CONFLICT (campaign_id, hour) DO UPDATE SET "
+        f"{add('campaign_hours', (*counts, 'bot_clicks'))}, updated_at = excluded.updated_at"
+    )
+    amplifier_days = (
+        "INSERT INTO amplifier_days (organization_id, day, amplifier_id, share_clicks, visits, "
+        "unique_visitors) "
+        f"SELECT c.organization_id, {day}, coalesce(l.amplifier_id, 0), {sums} "
+        f"{joined} GROUP BY c.organization_id, {day}, coalesce(l.amplifier_id, 0) "
+        "ON CONFLICT (organization_id, day, amplifier_id) DO UPDATE SET "
+        f"{add('amplifier_days', counts)}"
+    )
+    return engagement, campaign_hours, amplifier_days
+
+
+_DELTA_COLUMNS = ("link_id", "hour", "clicks", "bot_clicks", "unique_visitors")
+_SQLITE_STATS = stats_statements(  # numbered: the time comes before the document in the text
+    "json_each(?1) AS d",
+    {name: f"d.value ->> {i}" for i, name in enumerate(_DELTA_COLUMNS)},
+    day="date(d.value ->> 1)",
+    now="?2",
+)
+_PG_STATS = stats_statements(
+    "unnest($1::bigint[], $2::timestamptz[], $3::int[], $4::int[], $5::int[]) "
+    f"AS d({', '.join(_DELTA_COLUMNS)})",
+    {name: f"d.{name}" for name in _DELTA_COLUMNS},
+    day="(d.hour AT TIME ZONE 'UTC')::date",
+    now="$6",
+)
+
+
 def _is_postgresql(connection: AsyncConnection) -> bool:
     return connection.dialect.name == "postgresql"
 
@@ -123,16 +191,24 @@ async def add_visitors(
 
 
 async def add_rollups(connection: AsyncConnection, rows: Sequence[RollupRow]) -> None:
-    """Add the counts to each (link, hour) rollup row, creating it when missing."""
+    """Add the counts to each (link, hour) rollup row, creating it when missing, and to the
+    statistics rollups derived from them."""
     if not rows:
         return
+    now = utcnow()
     if _is_postgresql(connection):
         driver = await driver_connection(connection)
-        await driver.execute(_PG_ROLLUPS, *_columns(rows))
+        columns = _columns(rows)
+        await driver.execute(_PG_ROLLUPS, *columns)
+        for statement in _PG_STATS:
+            await driver.execute(statement, *columns, *([now] if "$6" in statement else []))
         return
     texts = {hour: sqlite_datetime(hour) for hour in {row[1] for row in rows}}
     document = _json([(link, texts[hour], *counts) for link, hour, *counts in rows])
     await connection.exec_driver_sql(_SQLITE_ROLLUPS, (document,))
+    for statement in _SQLITE_STATS:
+        parameters = (document, sqlite_datetime(now)) if "?2" in statement else (document,)
+        await connection.exec_driver_sql(statement, parameters)
 
 
 async def burst_suspects(

@@ -56,6 +56,39 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("delivery_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("kind", sa.String(length=8), nullable=True))
         batch_op.create_index("ix_clicks_burst", ["delivery_id", "visitor_key", "at"], unique=False)
+    _backfill()
+
+
+def _backfill() -> None:
+    """Clicks stored before this revision: their kind and delivery from their links, and the
+    rollups and visitor sets they imply (new clicks keep these up to date as they land)."""
+    for column in ("kind", "delivery_id"):
+        op.execute(
+            f"UPDATE clicks SET {column} = "
+            f"(SELECT {column} FROM links WHERE links.id = clicks.link_id)"
+        )
+    if op.get_bind().dialect.name == "postgresql":
+        hour = "date_trunc('hour', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+        day = "(at AT TIME ZONE 'UTC')::date"
+        human = "NOT is_bot"
+    else:
+        hour = "strftime('%Y-%m-%d %H:00:00.000000', at)"
+        day = "date(at)"
+        human = "is_bot = 0"
+    op.execute(
+        "INSERT INTO link_visitors (link_id, day, visitor_key, hour) "
+        f"SELECT link_id, {day}, visitor_key, min({hour}) FROM clicks "
+        f"WHERE {human} AND visitor_key IS NOT NULL GROUP BY link_id, {day}, visitor_key"
+    )
+    op.execute(
+        "INSERT INTO click_rollups (link_id, hour, clicks, bot_clicks, unique_visitors) "
+        f"SELECT link_id, {hour}, sum(CASE WHEN {human} THEN 1 ELSE 0 END), "
+        f"sum(CASE WHEN {human} THEN 0 ELSE 1 END), 0 FROM clicks GROUP BY link_id, {hour}"
+    )
+    op.execute(
+        "UPDATE click_rollups SET unique_visitors = (SELECT count(*) FROM link_visitors AS v "
+        "WHERE v.link_id = click_rollups.link_id AND v.hour = click_rollups.hour)"
+    )
 
 
 def downgrade() -> None:
