@@ -22,6 +22,7 @@ from app.keys.router import router as keys_router
 from app.pages.router import router as pages_router
 from app.sending.router import router as sending_router
 from app.sending.worker import Worker
+from app.stats.router import router as stats_router
 from app.tracking.fastpath import OPENAPI_PATHS, Tracking, is_redirect, redirect
 from app.tracking.recorder import ClickRecorder
 from app.tracking.resolver import LinkResolver
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
     app.include_router(amplifiers_router)
     app.include_router(campaigns_router)
     app.include_router(sending_router)
+    app.include_router(stats_router)
     app.include_router(pages_router)
     _document_redirects(app)
     return app

@@ -1,0 +1,383 @@
+import asyncio
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from app.core.deps import EditorDep, SessionDep, SignerDep, ViewerDep
+from app.core.errors import InvalidInput, NotFound
+from app.core.pagination import (
+    DEFAULT_LIMIT,
+    CursorQuery,
+    LimitQuery,
+    decode_cursor,
+    encode_cursor,
+)
+from app.core.schemas import NETWORKS
+from app.stats import cpc, service
+from app.stats.caching import conditional, etag_of
+from app.stats.schemas import (
+    AmplifierStats,
+    CampaignAmplifierPage,
+    CampaignAmplifierStats,
+    CampaignStats,
+    CpcIn,
+    CpcRead,
+    Interval,
+    LeaderboardPage,
+    MessageStats,
+    Metric,
+    Timeseries,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["stats"])
+
+KEEP_ALIVE_SECONDS = 15
+STREAM_CHECK_SECONDS = 1.0
+CACHED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: `If-None-Match` holds the current `ETag`."}
+}
+
+
+def _json(request: Request, answer: BaseModel) -> Response:
+    return conditional(request, answer.model_dump_json().encode(), "application/json")
+
+
+def _moment(value: str | None, name: str) -> datetime | date | None:
+    """An ISO 8601 timestamp with a zone, or a date."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidInput(
+            f"`{name}` must be a date (2026-11-20) or a timestamp with a zone "
+            "(2026-11-20T09:00:00Z).",
+            errors=[{"loc": ["query", name], "msg": "invalid date or timestamp"}],
+        )
+    return moment
+
+
+MomentQuery = Annotated[
+    str | None, Query(max_length=40, description="A date or an ISO 8601 timestamp with a zone.")
+]
+
+
+# --- campaign -------------------------------------------------------------------------------
+
+
+@router.get("/campaigns/{campaign_id}/stats", response_model=CampaignStats, responses=CACHED)
+async def campaign_stats(
+    campaign_id: int, request: Request, session: SessionDep, principal: ViewerDep
+) -> Response:
+    """Totals, by network and by message, for dashboards: poll with `If-None-Match`."""
+    answer = await service.campaign_stats(
+        session, organization_id=principal.organization_id, campaign_id=campaign_id
+    )
+    return _json(request, answer)
+
+
+@router.get(
+    "/campaigns/{campaign_id}/stats/amplifiers",
+    response_model=CampaignAmplifierPage,
+    responses=CACHED,
+)
+async def campaign_amplifier_stats(
+    campaign_id: int,
+    request: Request,
+    session: SessionDep,
+    principal: ViewerDep,
+    signer: SignerDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Response:
+    """Every amplifier of the campaign with their numbers and points, best first."""
+    purpose = f"stats.amplifiers.{campaign_id}"
+    offset = _offset(decode_cursor(signer, cursor, purpose))
+    items = await service.campaign_amplifiers(
+        session,
+        organization_id=principal.organization_id,
+        campaign_id=campaign_id,
+        offset=offset,
+        limit=limit + 1,
+    )
+    next_cursor = encode_cursor(signer, offset + limit, purpose) if len(items) > limit else None
+    return _json(request, CampaignAmplifierPage(items=items[:limit], next_cursor=next_cursor))
+
+
+def _offset(value: Any) -> int:
+    if value is None:
+        return 0
+    if not isinstance(value, int) or value < 0:
+        raise InvalidInput("The cursor is not valid for this list.")
+    return value
+
+
+@router.get(
+    "/campaigns/{campaign_id}/stats/timeseries", response_model=Timeseries, responses=CACHED
+)
+async def campaign_timeseries(
+    campaign_id: int,
+    request: Request,
+    session: SessionDep,
+    principal: ViewerDep,
+    interval: Interval = "hour",
+    metric: Metric = "visits",
+    tz: Annotated[str, Query(max_length=64, description="IANA time zone.")] = "UTC",
+    since: MomentQuery = None,
+    until: MomentQuery = None,
+) -> Response:
+    """One point per hour or local day, empty buckets included as 0."""
+    zone = service.zone(tz)
+    answer = await service.timeseries(
+        session,
+        organization_id=principal.organization_id,
+        campaign_id=campaign_id,
+        interval=interval,
+        metric=metric,
+        tz=zone,
+        since=_start(_moment(since, "since"), zone),
+        until=_end(_moment(until, "until"), zone),
+    )
+    return _json(request, answer)
+
+
+def _start(value: datetime | date | None, zone: ZoneInfo) -> datetime | None:
+    if isinstance(value, datetime) or value is None:
+        return value
+    return datetime.combine(value, time(), tzinfo=zone)
+
+
+def _end(value: datetime | date | None, zone: ZoneInfo) -> datetime | None:
+    """A date means through the end of that day."""
+    if isinstance(value, datetime) or value is None:
+        return value
+    return datetime.combine(value + timedelta(days=1), time(), tzinfo=zone) - timedelta(
+        microseconds=1
+    )
+
+
+@router.get(
+    "/campaigns/{campaign_id}/stats.csv",
+    responses={200: {"content": {"text/csv": {}}}, **CACHED},
+    response_class=Response,
+)
+async def campaign_stats_csv(
+    campaign_id: int, request: Request, session: SessionDep, principal: ViewerDep
+) -> Response:
+    """Per-amplifier rows as CSV (spreadsheet-safe), in the order of the amplifier stats."""
+    rows = await service.campaign_amplifiers(
+        session,
+        organization_id=principal.organization_id,
+        campaign_id=campaign_id,
+        offset=0,
+        limit=None,
+    )
+    body = _csv(rows).encode()
+    return conditional(
+        request,
+        body,
+        "text/csv; charset=utf-8",
+        **{"Content-Disposition": f'attachment; filename="campaign-{campaign_id}-amplifiers.csv"'},
+    )
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """Text a spreadsheet would run as a formula is quoted with a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _csv(rows: list[CampaignAmplifierStats]) -> str:
+    networks = list(rows[0].by_network) if rows else []
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    header = ["amplifier_id", "email", "name", "points", "share_clicks", "visits"]
+    header += ["unique_visitors", "bot_clicks"]
+    for network in networks:
+        header += [f"{network}_share_clicks", f"{network}_visits", f"{network}_unique_visitors"]
+    writer.writerow(header)
+    for row in rows:
+        values: list[object] = [row.amplifier_id, row.email, row.name or "", row.points]
+        values += [row.share_clicks, row.visits, row.unique_visitors, row.bot_clicks]
+        for network in networks:
+            counts = row.by_network[network]
+            values += [counts.share_clicks, counts.visits, counts.unique_visitors]
+        writer.writerow([_cell(v) for v in values])
+    return out.getvalue()
+
+
+@router.get(
+    "/campaigns/{campaign_id}/stats/stream",
+    responses={200: {"content": {"text/event-stream": {}}}},
+    response_class=StreamingResponse,
+)
+async def campaign_stats_stream(
+    campaign_id: int,
+    request: Request,
+    session: SessionDep,
+    principal: ViewerDep,
+    max_seconds: Annotated[
+        int, Query(ge=1, le=86_400, description="Close the stream after this long.")
+    ] = 3600,
+) -> StreamingResponse:
+    """Server-Sent Events: the campaign stats now and whenever they change (at most 1/s)."""
+    first = await service.campaign_stats(
+        session, organization_id=principal.organization_id, campaign_id=campaign_id
+    )
+    maker = request.app.state.sessionmaker
+    seen = request.headers.get("last-event-id")
+
+    async def latest() -> bytes:
+        async with maker() as fresh:
+            stats = await service.campaign_stats(
+                fresh, organization_id=principal.organization_id, campaign_id=campaign_id
+            )
+        return stats.model_dump_json().encode()
+
+    async def events() -> AsyncIterator[bytes]:
+        body = first.model_dump_json().encode()
+        etag = etag_of(body)
+        if seen != etag:
+            yield _event(etag, body)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds
+        quiet = 0.0
+        while loop.time() < deadline and not await request.is_disconnected():
+            await asyncio.sleep(STREAM_CHECK_SECONDS)
+            try:
+                body = await latest()
+            except NotFound:  # the campaign was deleted
+                return
+            if etag_of(body) != etag:
+                etag = etag_of(body)
+                quiet = 0.0
+                yield _event(etag, body)
+            else:
+                quiet += STREAM_CHECK_SECONDS
+                if quiet >= KEEP_ALIVE_SECONDS:
+                    quiet = 0.0
+                    yield b": keep-alive\n\n"
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _event(etag: str, body: bytes) -> bytes:
+    return b"event: stats\nid: " + etag.encode() + b"\ndata: " + body + b"\n\n"
+
+
+# --- message, amplifier, leaderboard --------------------------------------------------------
+
+
+@router.get("/messages/{message_id}/stats", response_model=MessageStats, responses=CACHED)
+async def message_stats(
+    message_id: int, request: Request, session: SessionDep, principal: ViewerDep
+) -> Response:
+    """One message's numbers, by network."""
+    answer = await service.message_stats(
+        session, organization_id=principal.organization_id, message_id=message_id
+    )
+    return _json(request, answer)
+
+
+@router.get("/amplifiers/{amplifier_id}/stats", response_model=AmplifierStats, responses=CACHED)
+async def amplifier_stats(
+    amplifier_id: int, request: Request, session: SessionDep, principal: ViewerDep
+) -> Response:
+    """One amplifier's totals across campaigns, by network and by campaign."""
+    answer = await service.amplifier_stats(
+        session, organization_id=principal.organization_id, amplifier_id=amplifier_id
+    )
+    return _json(request, answer)
+
+
+@router.get("/leaderboard", response_model=LeaderboardPage, responses=CACHED)
+async def leaderboard(
+    request: Request,
+    session: SessionDep,
+    principal: ViewerDep,
+    signer: SignerDep,
+    since: MomentQuery = None,
+    until: MomentQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Response:
+    """Amplifiers ranked by points earned on the UTC days from `since` to `until` (inclusive)."""
+    first, last = _utc_day(_moment(since, "since")), _utc_day(_moment(until, "until"))
+    if first is not None and last is not None and last < first:
+        raise InvalidInput(
+            "`until` is before `since`.", errors=[{"loc": ["query", "until"], "msg": "too early"}]
+        )
+    purpose = f"leaderboard.{first}.{last}"
+    offset = _offset(decode_cursor(signer, cursor, purpose))
+    items = await service.leaderboard(
+        session,
+        organization_id=principal.organization_id,
+        since=first,
+        until=last,
+        offset=offset,
+        limit=limit + 1,
+    )
+    next_cursor = encode_cursor(signer, offset + limit, purpose) if len(items) > limit else None
+    return _json(request, LeaderboardPage(items=items[:limit], next_cursor=next_cursor))
+
+
+def _utc_day(value: datetime | date | None) -> date | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date()
+    return value
+
+
+# --- cost per click ---------------------------------------------------------------------------
+
+
+def _rates(table: dict[str, cpc.Cpc]) -> dict[str, CpcRead]:
+    return {n: CpcRead(amount=float(r.amount), currency=r.currency) for n, r in table.items()}
+
+
+@router.get("/settings/cpc", response_model=dict[str, CpcRead])
+async def get_cpc(session: SessionDep, principal: ViewerDep) -> dict[str, CpcRead]:
+    """Cost per click by network (the organization's, else the documented defaults)."""
+    return _rates(await cpc.rates(session, organization_id=principal.organization_id))
+
+
+@router.put("/settings/cpc", response_model=dict[str, CpcRead])
+async def put_cpc(
+    session: SessionDep,
+    principal: EditorDep,
+    data: Annotated[dict[str, CpcIn | None], Body()],
+) -> dict[str, CpcRead]:
+    """Set the networks given (`null` resets one to its default); one currency for all."""
+    unknown = sorted(set(data) - set(NETWORKS))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown network(s): {', '.join(unknown)}.",
+            errors=[{"loc": ["body", n], "msg": "unknown network"} for n in unknown],
+        )
+    changes = {
+        network: None
+        if rate is None
+        else cpc.Cpc(Decimal(str(rate.amount)).quantize(Decimal("0.0001")), rate.currency)
+        for network, rate in data.items()
+    }
+    table = await cpc.update(session, organization_id=principal.organization_id, changes=changes)
+    return _rates(table)

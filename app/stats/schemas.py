@@ -1,0 +1,148 @@
+"""Statistics answers (see the README's Statistics section for every definition)."""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from app.core.schemas import InputModel, UtcDatetime
+
+
+class NetworkCounts(BaseModel):
+    share_clicks: int = 0
+    sharers: int = 0
+    visits: int = 0
+    unique_visitors: int = 0
+    bot_clicks: int = 0
+    emv: float = 0.0
+
+
+class MessageCounts(BaseModel):
+    message_id: int
+    position: int
+    share_clicks: int = 0
+    sharers: int = 0
+    visits: int = 0
+    unique_visitors: int = 0
+    bot_clicks: int = 0
+
+
+class CampaignStats(BaseModel):
+    campaign_id: int
+    recipients: int
+    sent: int
+    failed: int
+    share_clicks: int
+    sharers: int
+    share_rate: float = Field(description="sharers / sent, 0..1, unrounded.")
+    visits: int
+    unique_visitors: int
+    bot_clicks: int
+    potential_reach: int
+    emv: float
+    currency: str
+    by_network: dict[str, NetworkCounts]
+    by_message: list[MessageCounts]
+    updated_at: UtcDatetime
+
+
+class AmplifierNetworkCounts(BaseModel):
+    share_clicks: int = 0
+    visits: int = 0
+    unique_visitors: int = 0
+
+
+class CampaignAmplifierStats(BaseModel):
+    amplifier_id: int
+    email: str
+    name: str | None
+    share_clicks: int
+    visits: int
+    unique_visitors: int
+    bot_clicks: int
+    points: int
+    by_network: dict[str, AmplifierNetworkCounts]
+
+
+class CampaignAmplifierPage(BaseModel):
+    items: list[CampaignAmplifierStats]
+    next_cursor: str | None
+
+
+class MessageNetworkCounts(BaseModel):
+    share_clicks: int = 0
+    sharers: int = 0
+    visits: int = 0
+    unique_visitors: int = 0
+    bot_clicks: int = 0
+
+
+class MessageStats(BaseModel):
+    message_id: int
+    campaign_id: int
+    share_clicks: int
+    sharers: int
+    visits: int
+    unique_visitors: int
+    bot_clicks: int
+    by_network: dict[str, MessageNetworkCounts]
+
+
+class AmplifierCampaignCounts(BaseModel):
+    campaign_id: int
+    name: str
+    share_clicks: int
+    visits: int
+    unique_visitors: int
+    points: int
+
+
+class AmplifierStats(BaseModel):
+    amplifier_id: int
+    share_clicks: int
+    visits: int
+    unique_visitors: int
+    bot_clicks: int
+    points: int
+    by_network: dict[str, AmplifierNetworkCounts]
+    by_campaign: list[AmplifierCampaignCounts]
+
+
+Interval = Literal["hour", "day"]
+Metric = Literal["visits", "share_clicks", "unique_visitors", "bot_clicks"]
+
+
+class TimePoint(BaseModel):
+    t: str = Field(description="Bucket start, ISO 8601 in the requested zone.")
+    value: int
+
+
+class Timeseries(BaseModel):
+    interval: Interval
+    metric: Metric
+    tz: str
+    points: list[TimePoint]
+
+
+class LeaderboardEntry(BaseModel):
+    amplifier_id: int
+    name: str | None
+    email: str
+    points: int
+    share_clicks: int
+    visits: int
+    unique_visitors: int
+
+
+class LeaderboardPage(BaseModel):
+    items: list[LeaderboardEntry]
+    next_cursor: str | None
+
+
+class CpcRead(BaseModel):
+    amount: float
+    currency: str
+
+
+class CpcIn(InputModel):
+    amount: float = Field(ge=0, le=1_000_000)
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD.")
