@@ -8,12 +8,15 @@ a single step of the SQLite engine instead of a bind and a step per row).
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.db import bulk_insert, driver_connection, sqlite_datetime, utcnow
+from app.models import Campaign, Link
 
 VisitorRow = tuple[int, date, str, datetime]  # link, day, visitor key, hour of the first click
 RollupRow = tuple[int, datetime, int, int, int]  # link, hour, clicks, bot clicks, unique visitors
@@ -79,72 +82,164 @@ _PG_BURST_SUSPECTS = (
 )
 
 
-def stats_statements(source: str, d: dict[str, str], day: str, now: str) -> tuple[str, ...]:
-    """The statistics rollups (app/models/stats.py) from one batch of per-link hourly deltas
-    `d` (link_id, hour, clicks, bot_clicks, unique_visitors) read from `source`."""
-    share = f"CASE WHEN l.kind = 'share' THEN {d['clicks']} ELSE 0 END"
-    visit = f"CASE WHEN l.kind = 'visit' THEN {d['clicks']} ELSE 0 END"
-    unique = f"CASE WHEN l.kind = 'visit' THEN {d['unique_visitors']} ELSE 0 END"
-    first_share = f"CASE WHEN l.kind = 'share' AND {d['clicks']} > 0 THEN {d['hour']} END"
-    joined = (
-        f"FROM {source} JOIN links AS l ON l.id = {d['link_id']} "
-        "JOIN campaigns AS c ON c.id = l.campaign_id WHERE true"
-    )
-    sums = f"sum({share}), sum({visit}), sum({unique})"
+@dataclass(frozen=True, slots=True)
+class LinkFacts:
+    """What the statistics rollups need to know about a link (it never changes)."""
 
-    def add(table: str, columns: tuple[str, ...]) -> str:
-        return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
-
-    counts = ("share_clicks", "visits", "unique_visitors")
-    engagement = (
-        "INSERT INTO engagement (campaign_id, amplifier_id, message_id, network, "
-        "organization_id, share_clicks, visits, unique_visitors, bot_clicks, first_shared_at, "
-        "updated_at) "
-        f"SELECT l.campaign_id, coalesce(l.amplifier_id, 0), l.message_id, l.network, "
-        f"c.organization_id, {sums}, sum({d['bot_clicks']}), min({first_share}), {now} "
-        f"{joined} GROUP BY l.campaign_id, coalesce(l.amplifier_id, 0), l.message_id, "
-        "l.network, c.organization_id "
-        "ON CONFLICT (campaign_id, amplifier_id, message_id, network) DO UPDATE SET "
-        f"{add('engagement', (*counts, 'bot_clicks'))}, "
-        "first_shared_at = CASE "
-        "WHEN engagement.share_clicks + excluded.share_clicks <= 0 THEN NULL "
-        "WHEN engagement.share_clicks <= 0 THEN excluded.first_shared_at "
-        "ELSE engagement.first_shared_at END, "
-        "updated_at = excluded.updated_at"
-    )
-    campaign_hours = (
-        "INSERT INTO campaign_hours (campaign_id, hour, share_clicks, visits, unique_visitors, "
-        "bot_clicks, updated_at) "
-        f"SELECT l.campaign_id, {d['hour']}, {sums}, sum({d['bot_clicks']}), {now} "
-        f"{joined} GROUP BY l.campaign_id, {d['hour']} "
-        "ON CONFLICT (campaign_id, hour) DO UPDATE SET "
-        f"{add('campaign_hours', (*counts, 'bot_clicks'))}, updated_at = excluded.updated_at"
-    )
-    amplifier_days = (
-        "INSERT INTO amplifier_days (organization_id, day, amplifier_id, share_clicks, visits, "
-        "unique_visitors) "
-        f"SELECT c.organization_id, {day}, coalesce(l.amplifier_id, 0), {sums} "
-        f"{joined} GROUP BY c.organization_id, {day}, coalesce(l.amplifier_id, 0) "
-        "ON CONFLICT (organization_id, day, amplifier_id) DO UPDATE SET "
-        f"{add('amplifier_days', counts)}"
-    )
-    return engagement, campaign_hours, amplifier_days
+    kind: str
+    campaign_id: int
+    organization_id: int
+    message_id: int
+    amplifier_id: int  # 0 once the amplifier is deleted
+    network: str
 
 
-_DELTA_COLUMNS = ("link_id", "hour", "clicks", "bot_clicks", "unique_visitors")
-_SQLITE_STATS = stats_statements(  # numbered: the time comes before the document in the text
-    "json_each(?1) AS d",
-    {name: f"d.value ->> {i}" for i, name in enumerate(_DELTA_COLUMNS)},
-    day="date(d.value ->> 1)",
-    now="?2",
+FACT_COLUMNS = (
+    Link.kind,
+    Link.campaign_id,
+    Campaign.organization_id,
+    Link.message_id,
+    Link.amplifier_id,
+    Link.network,
 )
-_PG_STATS = stats_statements(
-    "unnest($1::bigint[], $2::timestamptz[], $3::int[], $4::int[], $5::int[]) "
-    f"AS d({', '.join(_DELTA_COLUMNS)})",
-    {name: f"d.{name}" for name in _DELTA_COLUMNS},
-    day="(d.hour AT TIME ZONE 'UTC')::date",
-    now="$6",
+
+
+def link_facts(row: Any) -> LinkFacts:
+    return LinkFacts(
+        kind=row.kind,
+        campaign_id=row.campaign_id,
+        organization_id=row.organization_id,
+        message_id=row.message_id,
+        amplifier_id=row.amplifier_id or 0,
+        network=row.network,
+    )
+
+
+async def facts_of_links(connection: AsyncConnection, ids: Sequence[int]) -> dict[int, LinkFacts]:
+    facts: dict[int, LinkFacts] = {}
+    for start in range(0, len(ids), 5_000):
+        rows = await connection.execute(
+            select(Link.id, *FACT_COLUMNS)
+            .join(Campaign, Campaign.id == Link.campaign_id)
+            .where(Link.id.in_(ids[start : start + 5_000]))
+        )
+        facts.update((row.id, link_facts(row)) for row in rows.all())
+    return facts
+
+
+# Rows for the statistics rollups (app/models/stats.py):
+# engagement: campaign, amplifier, message, network, organization, share clicks, visits,
+#   unique visitors, bot clicks, hour of the batch's first human share click (or None);
+# campaign hours: campaign, hour, share clicks, visits, unique visitors, bot clicks;
+# amplifier days: organization, day, amplifier, share clicks, visits, unique visitors.
+EngagementRow = tuple[int, int, int, str, int, int, int, int, int, datetime | None]
+HourRow = tuple[int, datetime, int, int, int, int]
+DayRow = tuple[int, date, int, int, int, int]
+
+
+def _added(table: str, columns: Sequence[str]) -> str:
+    return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
+
+
+_COUNTS = ("share_clicks", "visits", "unique_visitors")
+_ENGAGEMENT_COLUMNS = (
+    "campaign_id, amplifier_id, message_id, network, organization_id, share_clicks, visits, "
+    "unique_visitors, bot_clicks, first_shared_at"
 )
+# A (message, network) earns its share points at its first human share click; a burst
+# re-flagging every share of it takes them back.
+_ENGAGEMENT_UPDATE = (
+    "ON CONFLICT (campaign_id, amplifier_id, message_id, network) DO UPDATE SET "
+    f"{_added('engagement', (*_COUNTS, 'bot_clicks'))}, "
+    "first_shared_at = CASE "
+    "WHEN engagement.share_clicks + excluded.share_clicks <= 0 THEN NULL "
+    "WHEN engagement.share_clicks <= 0 THEN excluded.first_shared_at "
+    "ELSE engagement.first_shared_at END, "
+    "updated_at = excluded.updated_at"
+)
+_HOUR_COLUMNS = "campaign_id, hour, share_clicks, visits, unique_visitors, bot_clicks, updated_at"
+_HOUR_UPDATE = (
+    "ON CONFLICT (campaign_id, hour) DO UPDATE SET "
+    f"{_added('campaign_hours', (*_COUNTS, 'bot_clicks'))}, updated_at = excluded.updated_at"
+)
+_DAY_COLUMNS = "organization_id, day, amplifier_id, share_clicks, visits, unique_visitors"
+_DAY_UPDATE = (
+    "ON CONFLICT (organization_id, day, amplifier_id) DO UPDATE SET "
+    f"{_added('amplifier_days', _COUNTS)}"
+)
+
+
+def _json_values(count: int) -> str:
+    return ", ".join(f"value ->> {i}" for i in range(count))
+
+
+# SQLite: ?1 the rows as JSON, ?2 the time of the change.
+_SQLITE_ENGAGEMENT = (
+    f"INSERT INTO engagement ({_ENGAGEMENT_COLUMNS}, updated_at) "
+    f"SELECT {_json_values(10)}, ?2 FROM json_each(?1) WHERE true {_ENGAGEMENT_UPDATE}"
+)
+_SQLITE_HOURS = (
+    f"INSERT INTO campaign_hours ({_HOUR_COLUMNS}) "
+    f"SELECT {_json_values(6)}, ?2 FROM json_each(?1) WHERE true {_HOUR_UPDATE}"
+)
+_SQLITE_DAYS = (
+    f"INSERT INTO amplifier_days ({_DAY_COLUMNS}) "
+    f"SELECT {_json_values(6)} FROM json_each(?1) WHERE true {_DAY_UPDATE}"
+)
+_PG_ENGAGEMENT = (
+    f"INSERT INTO engagement ({_ENGAGEMENT_COLUMNS}, updated_at) "
+    "SELECT *, $11::timestamptz FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], "
+    "$5::int[], $6::int[], $7::int[], $8::int[], $9::int[], $10::timestamptz[]) "
+    + _ENGAGEMENT_UPDATE
+)
+_PG_HOURS = (
+    f"INSERT INTO campaign_hours ({_HOUR_COLUMNS}) "
+    "SELECT *, $7::timestamptz FROM unnest($1::int[], $2::timestamptz[], $3::int[], $4::int[], "
+    "$5::int[], $6::int[]) " + _HOUR_UPDATE
+)
+_PG_DAYS = (
+    f"INSERT INTO amplifier_days ({_DAY_COLUMNS}) "
+    "SELECT * FROM unnest($1::int[], $2::date[], $3::int[], $4::int[], $5::int[], $6::int[]) "
+    + _DAY_UPDATE
+)
+
+
+async def add_stats(
+    connection: AsyncConnection,
+    engagement: Sequence[EngagementRow],
+    hours: Sequence[HourRow],
+    days: Sequence[DayRow],
+) -> None:
+    """Add a batch's counts to the statistics rollups, one statement per table."""
+    now = utcnow()
+    if _is_postgresql(connection):
+        driver = await driver_connection(connection)
+        if engagement:
+            await driver.execute(_PG_ENGAGEMENT, *_columns(engagement), now)
+        if hours:
+            await driver.execute(_PG_HOURS, *_columns(hours), now)
+        if days:
+            await driver.execute(_PG_DAYS, *_columns(days))
+        return
+    stamp = sqlite_datetime(now)
+    texts: dict[datetime, str] = {}
+
+    def text(moment: datetime | None) -> str | None:
+        if moment is None:
+            return None
+        if moment not in texts:
+            texts[moment] = sqlite_datetime(moment)
+        return texts[moment]
+
+    if engagement:
+        document = _json([(*row[:9], text(row[9])) for row in engagement])
+        await connection.exec_driver_sql(_SQLITE_ENGAGEMENT, (document, stamp))
+    if hours:
+        document = _json([(row[0], text(row[1]), *row[2:]) for row in hours])
+        await connection.exec_driver_sql(_SQLITE_HOURS, (document, stamp))
+    if days:
+        document = _json([(row[0], row[1].isoformat(), *row[2:]) for row in days])
+        await connection.exec_driver_sql(_SQLITE_DAYS, (document,))
 
 
 def _is_postgresql(connection: AsyncConnection) -> bool:
@@ -191,24 +286,16 @@ async def add_visitors(
 
 
 async def add_rollups(connection: AsyncConnection, rows: Sequence[RollupRow]) -> None:
-    """Add the counts to each (link, hour) rollup row, creating it when missing, and to the
-    statistics rollups derived from them."""
+    """Add the counts to each (link, hour) rollup row, creating it when missing."""
     if not rows:
         return
-    now = utcnow()
     if _is_postgresql(connection):
         driver = await driver_connection(connection)
-        columns = _columns(rows)
-        await driver.execute(_PG_ROLLUPS, *columns)
-        for statement in _PG_STATS:
-            await driver.execute(statement, *columns, *([now] if "$6" in statement else []))
+        await driver.execute(_PG_ROLLUPS, *_columns(rows))
         return
     texts = {hour: sqlite_datetime(hour) for hour in {row[1] for row in rows}}
     document = _json([(link, texts[hour], *counts) for link, hour, *counts in rows])
     await connection.exec_driver_sql(_SQLITE_ROLLUPS, (document,))
-    for statement in _SQLITE_STATS:
-        parameters = (document, sqlite_datetime(now)) if "?2" in statement else (document,)
-        await connection.exec_driver_sql(statement, parameters)
 
 
 async def burst_suspects(

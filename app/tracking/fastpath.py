@@ -136,6 +136,7 @@ async def _record(tracking: Tracking, scope: Scope, link: CachedLink) -> None:
             visitor_key=visitor_key(salt, ip, user_agent),
             ua_class=user_agent_class(user_agent),
             referrer_host=referrer_host(referer),
+            facts=link.facts,
         )
     )
     await tracking.recorder.room()

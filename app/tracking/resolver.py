@@ -10,7 +10,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.models import Delivery, Link
+from app.models import Campaign, Delivery, Link
+from app.tracking.clickstore import FACT_COLUMNS, LinkFacts, link_facts
 
 LINK_CACHE_SIZE = 500_000
 MISS_CACHE_SIZE = 50_000
@@ -24,6 +25,7 @@ class CachedLink:
     kind: str
     target: str
     delivery_id: int | None
+    facts: LinkFacts
 
 
 class LinkResolver:
@@ -44,9 +46,9 @@ class LinkResolver:
         async with self.engine.connect() as connection:
             row = (
                 await connection.execute(
-                    select(Link.id, Link.kind, Link.target, Link.delivery_id).where(
-                        Link.code == code
-                    )
+                    select(Link.id, Link.target, Link.delivery_id, *FACT_COLUMNS)
+                    .join(Campaign, Campaign.id == Link.campaign_id)
+                    .where(Link.code == code)
                 )
             ).first()
         if row is None:
@@ -54,8 +56,14 @@ class LinkResolver:
                 self._misses.clear()
             self._misses[code] = time.monotonic()
             return None
+        facts = link_facts(row)
         link = CachedLink(
-            code=code, id=row.id, kind=row.kind, target=row.target, delivery_id=row.delivery_id
+            code=code,
+            id=row.id,
+            kind=facts.kind,
+            target=row.target,
+            delivery_id=row.delivery_id,
+            facts=facts,
         )
         if len(self._links) >= LINK_CACHE_SIZE:
             del self._links[next(iter(self._links))]

@@ -103,8 +103,6 @@ def upgrade() -> None:
 def _backfill() -> None:
     """The statistics rollups of clicks stored before this revision, from their per-link
     hourly rollups (new clicks keep them up to date as they land)."""
-    from app.tracking.clickstore import stats_statements
-
     columns = ("link_id", "hour", "clicks", "bot_clicks", "unique_visitors")
     if op.get_bind().dialect.name == "postgresql":
         day = "(d.hour AT TIME ZONE 'UTC')::date"
@@ -114,6 +112,58 @@ def _backfill() -> None:
         "click_rollups AS d", {c: f"d.{c}" for c in columns}, day=day, now="CURRENT_TIMESTAMP"
     ):
         op.execute(statement)
+
+
+def stats_statements(source: str, d: dict[str, str], day: str, now: str) -> tuple[str, ...]:
+    """The statistics rollups (app/models/stats.py) from one batch of per-link hourly deltas
+    `d` (link_id, hour, clicks, bot_clicks, unique_visitors) read from `source`."""
+    share = f"CASE WHEN l.kind = 'share' THEN {d['clicks']} ELSE 0 END"
+    visit = f"CASE WHEN l.kind = 'visit' THEN {d['clicks']} ELSE 0 END"
+    unique = f"CASE WHEN l.kind = 'visit' THEN {d['unique_visitors']} ELSE 0 END"
+    first_share = f"CASE WHEN l.kind = 'share' AND {d['clicks']} > 0 THEN {d['hour']} END"
+    joined = (
+        f"FROM {source} JOIN links AS l ON l.id = {d['link_id']} "
+        "JOIN campaigns AS c ON c.id = l.campaign_id WHERE true"
+    )
+    sums = f"sum({share}), sum({visit}), sum({unique})"
+
+    def add(table: str, columns: tuple[str, ...]) -> str:
+        return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
+
+    counts = ("share_clicks", "visits", "unique_visitors")
+    engagement = (
+        "INSERT INTO engagement (campaign_id, amplifier_id, message_id, network, "
+        "organization_id, share_clicks, visits, unique_visitors, bot_clicks, first_shared_at, "
+        "updated_at) "
+        f"SELECT l.campaign_id, coalesce(l.amplifier_id, 0), l.message_id, l.network, "
+        f"c.organization_id, {sums}, sum({d['bot_clicks']}), min({first_share}), {now} "
+        f"{joined} GROUP BY l.campaign_id, coalesce(l.amplifier_id, 0), l.message_id, "
+        "l.network, c.organization_id "
+        "ON CONFLICT (campaign_id, amplifier_id, message_id, network) DO UPDATE SET "
+        f"{add('engagement', (*counts, 'bot_clicks'))}, "
+        "first_shared_at = CASE "
+        "WHEN engagement.share_clicks + excluded.share_clicks <= 0 THEN NULL "
+        "WHEN engagement.share_clicks <= 0 THEN excluded.first_shared_at "
+        "ELSE engagement.first_shared_at END, "
+        "updated_at = excluded.updated_at"
+    )
+    campaign_hours = (
+        "INSERT INTO campaign_hours (campaign_id, hour, share_clicks, visits, unique_visitors, "
+        "bot_clicks, updated_at) "
+        f"SELECT l.campaign_id, {d['hour']}, {sums}, sum({d['bot_clicks']}), {now} "
+        f"{joined} GROUP BY l.campaign_id, {d['hour']} "
+        "ON CONFLICT (campaign_id, hour) DO UPDATE SET "
+        f"{add('campaign_hours', (*counts, 'bot_clicks'))}, updated_at = excluded.updated_at"
+    )
+    amplifier_days = (
+        "INSERT INTO amplifier_days (organization_id, day, amplifier_id, share_clicks, visits, "
+        "unique_visitors) "
+        f"SELECT c.organization_id, {day}, coalesce(l.amplifier_id, 0), {sums} "
+        f"{joined} GROUP BY c.organization_id, {day}, coalesce(l.amplifier_id, 0) "
+        "ON CONFLICT (organization_id, day, amplifier_id) DO UPDATE SET "
+        f"{add('amplifier_days', counts)}"
+    )
+    return engagement, campaign_hours, amplifier_days
 
 
 def downgrade() -> None:
