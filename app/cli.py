@@ -11,6 +11,7 @@ import typer
 
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker, session_scope
+from app.core.logging import configure_logging
 from app.core.migrate import upgrade
 from app.models import Role
 
@@ -54,6 +55,7 @@ def serve(
         workers=workers,
         proxy_headers=False,
         log_level="info",
+        log_config=None,  # keep app.core.logging's handlers (JSON lines when not a terminal)
         # uvicorn's access log writes every client's IP address (no raw IP in logs) and costs
         # more than the redirect itself.
         access_log=False,
@@ -84,9 +86,18 @@ def _development_mailsink(settings: Settings) -> "Controller | None":
 
 
 @cli.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this worker's Prometheus metrics on this port (/metrics)."),
+    ] = None,
+) -> None:
     """Run the sending worker alone (run several against PostgreSQL)."""
     settings = _settings()
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
     if settings.is_sqlite:
         upgrade(settings.database_url)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
@@ -186,6 +197,6 @@ def keys_create(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
     cli()

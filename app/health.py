@@ -1,10 +1,15 @@
 """Liveness and readiness probes."""
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
+import hmac
 
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select, text
+
+from app.core.errors import Unauthorized
+from app.core.metrics import DELIVERIES_PENDING, exposition
 from app.core.migrate import current_revision, head_revision
+from app.models import Delivery, DeliveryStatus
 
 router = APIRouter(tags=["operations"])
 
@@ -35,3 +40,25 @@ async def readyz(request: Request) -> JSONResponse:
             status_code=503,
         )
     return JSONResponse({"status": "ok", "database": "ok", "migration": revision})
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (with `AMPLIFY_METRICS_TOKEN` set, send it as a Bearer token)."""
+    token = request.app.state.settings.metrics_token
+    if token is not None:
+        sent = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(sent.encode(), token.encode()):
+            raise Unauthorized("Send AMPLIFY_METRICS_TOKEN as 'Authorization: Bearer <token>'.")
+    try:
+        async with request.app.state.engine.connect() as connection:
+            pending = await connection.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.status == DeliveryStatus.PENDING)
+            )
+        DELIVERIES_PENDING.set(pending or 0)
+    except Exception:  # the database being down must not hide the other metrics
+        pass
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)

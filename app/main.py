@@ -16,6 +16,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
+from app.core.observability import ObservedRequests
 from app.core.security import Signer
 from app.health import router as health_router
 from app.keys.router import router as keys_router
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
     app.state.signer = Signer(settings.signing_key())
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObservedRequests)
     app.include_router(health_router)
     app.include_router(keys_router)
     app.include_router(amplifiers_router)

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     click_retention_days: int = Field(default=90, ge=1)
     trusted_proxies: str = ""
     click_flush_seconds: float = Field(default=0.1, gt=0, le=10)
+    metrics_token: str | None = Field(default=None, min_length=16)
 
     max_attempts: int = Field(default=8, ge=1, le=50)
     retry_base_seconds: float = Field(default=30.0, gt=0)

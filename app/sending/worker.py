@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.db import utcnow
+from app.core.metrics import CLAIM_BATCH_SIZE, MAILS
 from app.core.security import Signer
 from app.models import (
     Amplifier,
@@ -150,7 +151,10 @@ class DeliveryStore:
                 )
                 .execution_options(synchronize_session=False)
             )
-            return [tuple(row) for row in rows.all()]  # type: ignore[misc]
+            claimed = [tuple(row) for row in rows.all()]
+            if claimed:
+                CLAIM_BATCH_SIZE.observe(len(claimed))
+            return claimed  # type: ignore[return-value]
 
     async def load_jobs(self, claimed: Sequence[tuple[int, int, int | None, int]]) -> list[Job]:
         ids = [row[0] for row in claimed]
@@ -275,6 +279,9 @@ class DeliveryStore:
         failed = [o for o in outcomes if o.status == "failed"]
         cancelled = [o for o in outcomes if o.status == "cancelled"]
         released = [o.job.delivery_id for o in outcomes if o.status == "release"]
+        for outcome, group in (("sent", sent), ("failed", failed), ("retried", retry)):
+            if group:
+                MAILS.labels(outcome).inc(len(group))
         async with self.sessionmaker.begin() as session:
             if released:
                 await self._release(session, released)

@@ -210,8 +210,9 @@ async def _potential_reach(session: AsyncSession, campaign_id: int) -> int:
     value: Any
     if session.get_bind().dialect.name == "postgresql":
         value = Amplifier.audience.op("->")(shared.c.network)
+        number = cast(Amplifier.audience.op("->>")(shared.c.network), Numeric)
         followers = case(
-            (func.jsonb_typeof(value) == "number", cast(value.op("#>>")("{}"), Numeric)),
+            (func.jsonb_typeof(value) == "number", number),
             else_=0,
         )
     else:

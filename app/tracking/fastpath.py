@@ -3,6 +3,7 @@ route does no routing, middleware, dependency injection or per-request session, 
 lookup and an in-memory append."""
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import quote
@@ -11,6 +12,13 @@ from starlette.types import Scope, Send
 
 from app.core.config import Settings
 from app.core.db import utcnow
+from app.core.metrics import (
+    CLICKS_FAILED,
+    REDIRECT_FOUND,
+    REDIRECT_HEAD,
+    REDIRECT_MISSING,
+    REDIRECT_SECONDS,
+)
 from app.models import LinkKind
 from app.tracking.bots import classify_user_agent, user_agent_class
 from app.tracking.clients import client_ip, parse_trusted_proxies, referrer_host, visitor_key
@@ -78,6 +86,7 @@ def is_redirect(scope: Scope) -> bool:
 
 async def redirect(tracking: Tracking, scope: Scope, send: Send) -> None:
     """Answer `GET|HEAD /r/{code}`: 302 to the stored target (recording a GET), else 404."""
+    started = time.perf_counter()
     code = scope["path"][3:]
     link = None
     if looks_like_code(code):
@@ -90,17 +99,24 @@ async def redirect(tracking: Tracking, scope: Scope, send: Send) -> None:
     if link is None:
         body = NOT_FOUND_PAGE if scope["method"] == "GET" else b""
         await _send(send, 404, _NOT_FOUND_HEADERS, body)
+        REDIRECT_MISSING.inc()
         return
     if scope["method"] == "GET":
         try:
             await _record(tracking, scope, link)
         except Exception:  # recording must never cost the visitor the redirect
             tracking.recorder.failed_records += 1
+            CLICKS_FAILED.labels("record").inc()
             logger.exception("recording a click on link %s failed", link.id)
     location = tracking.locations.get(code)
     if location is None:
         location = tracking.locations.setdefault(code, location_header(link.target))
     await _send(send, 302, [(b"location", location), *_REDIRECT_HEADERS], b"")
+    if scope["method"] == "GET":
+        REDIRECT_FOUND.inc()
+        REDIRECT_SECONDS.observe(time.perf_counter() - started)
+    else:
+        REDIRECT_HEAD.inc()
 
 
 async def _record(tracking: Tracking, scope: Scope, link: CachedLink) -> None:

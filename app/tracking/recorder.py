@@ -20,6 +20,13 @@ from sqlalchemy import and_, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.core.metrics import (
+    CLICK_BATCH_SIZE,
+    CLICK_FLUSH_FAILURES,
+    CLICKS_FAILED,
+    CLICKS_PENDING,
+    CLICKS_RECORDED,
+)
 from app.models import Click, Link, LinkKind, LinkVisitor
 from app.tracking.clickstore import (
     LinkFacts,
@@ -341,6 +348,7 @@ class ClickRecorder:
         """Never raises and never waits: the redirect must answer whatever happens here."""
         if len(self._pending) >= self.max_pending:
             self.dropped += 1
+            CLICKS_FAILED.labels("dropped").inc()
             now = time.monotonic()
             if now - self._last_drop_log > 10:
                 self._last_drop_log = now
@@ -424,6 +432,7 @@ class ClickRecorder:
                 logger.exception("storing %s clicks failed; they are kept and retried", len(batch))
                 return False
             self.dropped += len(batch) - len(kept)
+            CLICKS_FAILED.labels("dropped").inc(len(batch) - len(kept))
             self._flushed(ok=True)
             return True
         except Exception:
@@ -433,11 +442,16 @@ class ClickRecorder:
             logger.exception("storing %s clicks failed; they are kept and retried", len(batch))
             return False
         self.recorded += len(batch)
+        CLICKS_RECORDED.inc(len(batch))
+        CLICK_BATCH_SIZE.observe(len(batch))
         self._flushed(ok=True)
         return True
 
     def _flushed(self, *, ok: bool) -> None:
         self._healthy = ok
+        CLICKS_PENDING.set(len(self._pending))
+        if not ok:
+            CLICK_FLUSH_FAILURES.inc()
         if not ok or len(self._pending) < self.high_water:
             self._room.set()
 

@@ -1,0 +1,1 @@
+"""The built-in dashboard: one HTML page, its static files, and server-side SVG charts."""
