@@ -487,7 +487,16 @@ async def _busy_campaigns(database_url: str) -> int:
 @contextlib.contextmanager
 def _quiet_logs() -> Iterator[None]:
     """The demo prints its own story: per-mail and per-request INFO lines would drown it."""
-    names = ("amplify", "uvicorn", "uvicorn.error", "uvicorn.access", "mail.log")
+    names = (
+        "amplify",
+        "uvicorn",
+        "uvicorn.error",
+        "uvicorn.access",
+        "mail.log",
+        "httpx",
+        "httpcore",
+        "alembic",
+    )
     loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
@@ -901,6 +910,19 @@ def run_demo(
     """
     if not 1 <= amplifiers <= 10_000:
         raise DemoError("--amplifiers must be between 1 and 10,000.")
+    with _quiet_logs():
+        return _run_demo(host, port, amplifiers, settings, ready, stop, echo)
+
+
+def _run_demo(
+    host: str,
+    port: int,
+    amplifiers: int,
+    settings: Settings | None,
+    ready: threading.Event | None,
+    stop: threading.Event | None,
+    echo: Echo | None,
+) -> DemoResult:
     started = time.monotonic()
     console = Console(echo)
     settings = settings or get_settings()
@@ -948,7 +970,7 @@ def run_demo(
             sink_port=sink_port,
             client_host=url_host(host),
         )
-        with _quiet_logs(), asyncio.Runner() as runner:
+        with asyncio.Runner() as runner:
             runner.run(
                 _run(
                     service_settings,
