@@ -2,6 +2,7 @@
 """Bootstrap and run Amplify with nothing but Python 3.11+.
 
     python3 dev.py serve [amplify serve options]   run the service on the embedded defaults
+    python3 dev.py demo  [amplify demo options]    the whole product on throwaway data
     python3 dev.py test  [pytest options]          run the whole test suite
     python3 dev.py lint                            ruff and mypy
     python3 dev.py amplify ARGS...                 any `amplify` command inside the virtualenv
@@ -59,6 +60,8 @@ def main() -> int:
     ensure_environment()
     if command == "serve":
         return run([str(BIN / "amplify"), "serve", *rest])
+    if command == "demo":
+        return run([str(BIN / "amplify"), "demo", *rest])
     if command == "amplify":
         return run([str(BIN / "amplify"), *rest])
     if command == "test":

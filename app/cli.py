@@ -135,6 +135,31 @@ async def _run_worker(settings: Settings) -> None:
 
 
 @cli.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(help="Port to listen on (another free one if it is taken).")
+    ] = 8000,
+    amplifiers: Annotated[
+        int, typer.Option(min=1, max=10_000, help="How many amplifiers to generate.")
+    ] = 50,
+) -> None:
+    """The whole product in one command, on throwaway data: a fresh demo database, a built-in
+    mail sink, a roster, a campaign sent over SMTP, simulated clicks and the statistics."""
+    from app.demo import DemoError, run_demo
+
+    settings = _settings()
+    try:
+        run_demo(host=host, port=port, amplifiers=amplifiers, settings=settings)
+    except DemoError as exc:
+        typer.echo(f"amplify demo: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:  # Ctrl-C before the service took over the signal
+        typer.echo("Interrupted.", err=True)
+        raise typer.Exit(130) from None
+
+
+@cli.command()
 def mailsink(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="SMTP port.")] = 1025,

@@ -200,7 +200,7 @@ class DemoResult:
     top: list[dict[str, Any]] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)
     ready_seconds: float | None = None
-    interrupted: bool = False
+    interrupted: bool = False  # stopped before it was ready
 
 
 @dataclass(frozen=True)
@@ -232,18 +232,24 @@ class Console:
         self.live = echo is None and sys.stdout.isatty()
         self.echo: Echo = echo or typer.echo
         self._last = 0.0
+        self._open = False  # a live progress line waits for its end
 
     def line(self, text: str = "") -> None:
+        if self._open:
+            typer.echo("")
+            self._open = False
         self.echo(text)
 
     def progress(self, label: str, done: int, total: int, *, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self._last < (0.1 if self.live else PROGRESS_SECONDS):
+            return
+        self._last = now
         text = f"  {label} {done}/{total}"
         if self.live:
             typer.echo(f"\r{text}", nl=final)
-            return
-        now = time.monotonic()
-        if final or now - self._last >= PROGRESS_SECONDS:
-            self._last = now
+            self._open = not final
+        else:
             self.echo(text)
 
 
@@ -687,7 +693,9 @@ async def simulate(
     return tally
 
 
-async def settled_stats(api: Api, campaign_id: int, clicks: int) -> dict[str, Any]:
+async def settled_stats(
+    api: Api, console: Console, campaign_id: int, clicks: int
+) -> dict[str, Any]:
     """The campaign's stats once every answered click is counted (the flush is asynchronous)."""
     deadline = time.monotonic() + STATS_TIMEOUT
     while True:
@@ -695,7 +703,13 @@ async def settled_stats(api: Api, campaign_id: int, clicks: int) -> dict[str, An
             "GET", f"/api/v1/campaigns/{campaign_id}/stats", key=api.viewer
         )
         counted = stats["share_clicks"] + stats["visits"] + stats["bot_clicks"]
-        if counted >= clicks or time.monotonic() > deadline:
+        if counted >= clicks:
+            return stats
+        if time.monotonic() > deadline:
+            console.line(
+                f"  only {counted} of {clicks} clicks are counted after {STATS_TIMEOUT:.0f} s; "
+                "the numbers below are partial (see the log)."
+            )
             return stats
         await asyncio.sleep(0.1)
 
@@ -752,7 +766,7 @@ async def populate(
         result.campaign_id = campaign_id
         await wait_delivered(api, console, campaign_id)
         result.tally = await simulate(app, api, console, campaign_id, settings)
-        result.stats = await settled_stats(api, campaign_id, result.tally.redirects)
+        result.stats = await settled_stats(api, console, campaign_id, result.tally.redirects)
         page = await api.call(
             "GET",
             f"/api/v1/campaigns/{campaign_id}/stats/amplifiers",
@@ -851,18 +865,20 @@ async def _run(
         if ready is not None:
             ready.set()
         await _first(serving, stopped)
-        result.interrupted = stopping.is_set()
     finally:
-        for sig in handled:
-            loop.remove_signal_handler(sig)
         server.should_exit = True
         watcher.cancel()
         stopped.cancel()
         if not serving.done():
             console.line("Stopping: finishing in-flight work and saving every click ...")
-        # uvicorn's shutdown runs the app's: the worker stops, waiting clicks are committed.
-        with contextlib.suppress(DemoError):
-            await serving
+        try:
+            # uvicorn's shutdown runs the app's: the worker stops, waiting clicks are committed.
+            # The signal handlers stay until then: a second Ctrl-C only hurries uvicorn along.
+            with contextlib.suppress(DemoError):
+                await serving
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
 
 
 def show_ready(console: Console, result: DemoResult) -> None:
@@ -931,12 +947,12 @@ def _run_demo(
     if "database_url" in settings.model_fields_set:
         database_url = settings.database_url
         console.line(
-            f"Database: {_shown_database(database_url)} (AMPLIFY_DATABASE_URL is set; the demo "
-            f"adds the organization {ORGANIZATION!r} to it)"
+            f"Using the database AMPLIFY_DATABASE_URL names, {_shown_database(database_url)}: "
+            f"the demo adds the organization {ORGANIZATION!r} to it."
         )
     else:
         database_url = fresh_sqlite(var_dir / DEMO_DATABASE)
-        console.line(f"Database: {var_dir / DEMO_DATABASE} (fresh SQLite, only for the demo)")
+        console.line(f"Using a fresh SQLite database for the demo: {var_dir / DEMO_DATABASE}")
     upgrade(database_url)
     if "database_url" in settings.model_fields_set:
         busy = asyncio.run(_busy_campaigns(database_url))
@@ -987,5 +1003,8 @@ def _run_demo(
     finally:
         sock.close()
         sink.stop()
-    console.line("Stopped; every click is saved.")
+    if result.ready_seconds is None:
+        console.line("Stopped before the demo was ready; every click so far is saved.")
+    else:
+        console.line("Stopped; every click is saved.")
     return result
