@@ -18,6 +18,7 @@ from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
 from app.core.observability import ObservedRequests
 from app.core.security import Signer
+from app.dashboard.router import router as dashboard_router
 from app.health import router as health_router
 from app.keys.router import router as keys_router
 from app.pages.router import router as pages_router
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
     app.include_router(sending_router)
     app.include_router(stats_router)
     app.include_router(pages_router)
+    app.include_router(dashboard_router)
     _document_redirects(app)
     return app
 

@@ -14,12 +14,12 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 from xml.sax.saxutils import escape
 
-WIDTH = 640
+WIDTH = 520  # about the width of a dashboard panel: text shows near its real size
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif"
 PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#8b5cf6", "#ef4444", "#0891b2")
 MAX_LINE_POINTS = 1000  # more points than pixels only bloat the markup
 MAX_DOTS = 60  # points with a hover dot and tooltip
-CHAR_WIDTH = 6.6  # rough advance of one 12 px sans-serif character, for truncation
+CHAR_WIDTH = 7.5  # a generous advance of one 12 px sans-serif character, for truncation
 
 # Characters XML 1.0 cannot hold at all (most C0 controls, lone surrogates, U+FFFE/U+FFFF).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -154,11 +154,12 @@ def line_chart(points: Sequence[tuple[str, float]], *, title: str, series: str =
     total = sum(p.value for p in given)
     peak = max(given, key=lambda p: p.value)
     desc = (
-        f"{series}: {len(given)} points from {given[0].label} to {given[-1].label}; "
+        f"{series}: {len(given)} point{'s' if len(given) != 1 else ''} "
+        f"from {given[0].label} to {given[-1].label}; "
         f"total {number(total)}, peak {number(peak.value)} at {peak.label}."
     )
     shown = _downsample(given, MAX_LINE_POINTS)
-    height, left, right, top, bottom = 260, 52, 18, 14, 40
+    height, left, right, top, bottom = 240, 44, 14, 14, 40
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
     axis_top, step = _nice_scale(max(p.value for p in shown))
     count = len(shown)
@@ -178,7 +179,8 @@ def line_chart(points: Sequence[tuple[str, float]], *, title: str, series: str =
             f'<text x="{left - 8}" y="{_c(level + 4)}" text-anchor="end" fill-opacity="0.7">'
             f"{_text(number(k * step))}</text>"
         )
-    ticks = min(count, 6)
+    widest = max(len(truncate(p.label, 24)) for p in shown) * CHAR_WIDTH + 16
+    ticks = max(min(count, int(plot_w / widest)), 2 if count > 1 else 1)
     indexes = sorted(
         {round(i * (count - 1) / (ticks - 1)) for i in range(ticks)} if ticks > 1 else {0}
     )
@@ -238,7 +240,7 @@ def bar_chart(
         )
         for bar in given
     )
-    label_w, value_w, bar_h, gap, pad = 176, 60, 14, 3, 14
+    label_w, value_w, bar_h, gap, pad = 150, 44, 14, 3, 14
     left = label_w + 10
     plot_w = WIDTH - left - value_w
     legend_h = 26 if len(series) > 1 else 4
@@ -293,7 +295,7 @@ def funnel_chart(stages: Sequence[tuple[str, float, str]], *, title: str) -> str
     desc = "; ".join(
         f"{s.label}: {number(s.value)}" + (f" ({s.note})" if s.note else "") for s in given
     )
-    label_w, note_w, bar_h, row_h, top = 112, 170, 30, 50, 8
+    label_w, note_w, bar_h, row_h, top = 92, 150, 30, 50, 8
     area_left, area_w = label_w + 8, WIDTH - label_w - 8 - note_w
     center = area_left + area_w / 2
     height = top + len(given) * row_h - (row_h - bar_h) + 8

@@ -90,8 +90,9 @@
     status.dataset.kind = kind || "";
   }
 
-  function setUpdated() {
-    setStatus(`Updated ${clock.format(new Date())} · refreshes every ${pollSeconds} s`, "ok");
+  function setUpdated(polling) {
+    const every = polling ? ` · refreshes every ${pollSeconds} s` : "";
+    setStatus(`Updated ${clock.format(new Date())}${every}`, "ok");
   }
 
   function showView(view) {
@@ -400,7 +401,7 @@
       if (gen !== generation) return;
       showNotice($("campaign-error"), "");
       if (current.stats) $("campaign-meta").textContent = describe(current.campaign, current.stats);
-      setUpdated();
+      setUpdated(true);
     } catch (error) {
       if (gen !== generation) return;
       slots.clear(); // redraw everything once the trouble is over

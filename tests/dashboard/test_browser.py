@@ -1,0 +1,227 @@
+"""End to end in headless Chromium (Debian's `chromium` driven by Playwright) against the app
+served over real HTTP: sign-in, the seeded numbers, live updates after a click, sign-out, and
+the amplifier pages. Screenshots go to the `artifacts` directory (printed at the end)."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.pages.tokens import digest_token, unsubscribe_token
+from tests.dashboard.conftest import CAMPAIGN_NAME, MESSAGES, ROSTER, Seed, Tab
+from tests.factories import OrgClients
+
+pytestmark = pytest.mark.usefixtures("dashboard_app")
+
+KEY_STORAGE = "amplify.dashboard.key"
+
+
+async def expect_text(tab: Tab, selector: str, text: str, timeout: float = 10_000) -> None:
+    from playwright.async_api import expect
+
+    await expect(tab.page.locator(selector)).to_have_text(text, timeout=timeout)
+
+
+async def sign_in(tab: Tab, key: str, query: str = "?refresh=1") -> None:
+    await tab.page.goto(f"/dashboard{query}")
+    await tab.page.fill("#api-key", key)
+    await tab.page.click("#sign-in-button")
+
+
+async def stored_key(tab: Tab) -> str | None:
+    value: str | None = await tab.page.evaluate(f"() => sessionStorage.getItem({KEY_STORAGE!r})")
+    return value
+
+
+def kpi(name: str) -> str:
+    return f'[data-kpi="{name}"] .value'
+
+
+class TestSignIn:
+    async def test_a_wrong_key_shows_a_clear_error(self, tab: Tab, artifacts: Path) -> None:
+        await sign_in(tab, "amp_this-is-not-a-key")
+        error = tab.page.locator("#sign-in-error")
+        await error.wait_for(state="visible")
+        assert "not accepted" in (await error.text_content() or "")
+        assert await tab.page.locator("#view-sign-in").is_visible()
+        assert await tab.page.locator("#view-campaigns").is_hidden()
+        assert await stored_key(tab) is None
+        await tab.page.screenshot(path=artifacts / "01-wrong-key.png")
+        assert tab.problems == []
+
+    async def test_sign_out_forgets_the_key(
+        self, tab: Tab, seed: Seed, org_b: OrgClients, artifacts: Path
+    ) -> None:
+        key = seed.org.viewer.key
+        await sign_in(tab, key)
+        await tab.page.locator("#campaign-rows tr").first.wait_for()
+        assert await stored_key(tab) == key
+        # a reload keeps the tab signed in (sessionStorage), without any cookie
+        await tab.page.reload()
+        await tab.page.locator("#campaign-rows tr").first.wait_for()
+        assert await tab.page.evaluate("() => document.cookie") == ""
+        cookies = await tab.page.context.cookies()
+        assert cookies == []
+        # another organization's campaign is not found, like in the API
+        foreign = await org_b.editor.post(
+            "/api/v1/campaigns",
+            json={
+                "name": "Org B secret",
+                "subject": "B",
+                "networks": ["x"],
+                "messages": [{"text": "B", "url": "https://example.com/b"}],
+            },
+        )
+        await tab.page.goto(f"/dashboard?refresh=1#/campaigns/{foreign.json()['id']}")
+        await expect_text(
+            tab,
+            "#campaign-error",
+            "This campaign does not exist, or it belongs to another organization.",
+        )
+        assert "Org B secret" not in await tab.page.content()
+        await tab.page.click("#sign-out")
+        await tab.page.locator("#view-sign-in").wait_for(state="visible")
+        assert await stored_key(tab) is None
+        assert await tab.page.locator("#view-campaign").is_hidden()
+        await tab.page.reload()
+        await tab.page.locator("#view-sign-in").wait_for(state="visible")
+        await tab.page.screenshot(path=artifacts / "05-signed-out.png")
+        # the key never went into a URL: no request the page made carries it
+        assert all(key not in response.url for response in tab.responses)
+        assert tab.problems == []
+
+
+class TestCampaignDashboard:
+    async def test_seeded_numbers_charts_and_a_live_update(
+        self, tab: Tab, seed: Seed, artifacts: Path
+    ) -> None:
+        page = tab.page
+        key = seed.org.viewer.key
+        await sign_in(tab, key)
+
+        # the list: the name with HTML special characters is text, nothing of it ran
+        link = page.locator("#campaign-rows tr a")
+        await expect_text(tab, "#campaign-rows tr a", CAMPAIGN_NAME)
+        assert await page.locator("#campaign-rows script, #campaign-rows b").count() == 0
+        assert await page.evaluate("() => window.__pwned") is None
+        assert key not in page.url
+        await page.screenshot(path=artifacts / "02-campaigns.png", full_page=True)
+
+        # one campaign: the numbers of the seed
+        await link.click()
+        await expect_text(tab, kpi("visits"), "3")
+        await expect_text(tab, "#campaign-name", CAMPAIGN_NAME)
+        for name, value in [
+            ("sent", "3"),
+            ("sharers", "2"),
+            ("share_clicks", "2"),
+            ("potential_reach", "500"),
+            ("emv", "$11.54"),
+        ]:
+            await expect_text(tab, kpi(name), value)
+        await expect_text(tab, '[data-kpi="sharers"] .sub', "66.7% share rate")
+        await expect_text(tab, '[data-kpi="visits"] .sub', "3 unique visitors")
+        for chart in ("funnel", "visits", "networks", "messages"):
+            await page.locator(f"#chart-{chart} > svg").wait_for()
+        funnel = await page.locator("#chart-funnel > svg > desc").text_content()
+        assert funnel is not None and "Visits: 3" in funnel
+        zone = await page.locator("#chart-visits > svg > title").text_content()
+        assert zone is not None and zone.endswith("(Europe/Berlin)")
+        networks = page.locator("#network-rows tr")
+        await expect_text(tab, '#network-rows [data-network="linkedin"] th', "LinkedIn")
+        assert await networks.count() == 2
+        messages = await page.locator("#message-rows th").all_text_contents()
+        assert messages == [f"#1 {MESSAGES[0]['text']}", f"#2 {MESSAGES[1]['text']}"]
+        await page.locator("#amplifier-rows tr").nth(2).wait_for()
+        names = await page.locator("#amplifier-rows .who-name").all_text_contents()
+        assert sorted(names) == sorted(row["name"] for row in ROSTER)
+        assert await page.locator("#amplifier-rows img, #message-rows b").count() == 0
+        assert await page.evaluate("() => window.__pwned") is None
+        await page.screenshot(path=artifacts / "03-campaign.png", full_page=True)
+
+        # a new visit through the real server's redirect shows up by polling
+        async with httpx.AsyncClient(base_url=tab.base_url) as http:
+            response = await http.get(
+                f"/r/{seed.codes[('bob', 0, 'x', 'visit')]}",
+                headers={"user-agent": seed.next_agent()},
+            )
+        assert response.status_code == 302
+        await expect_text(tab, kpi("visits"), "4", timeout=8_000)
+        await expect_text(tab, '[data-kpi="visits"] .sub', "4 unique visitors")
+        await expect_text(tab, "#network-rows [data-network='x'] td:nth-of-type(3)", "2")
+        from playwright.async_api import expect
+
+        await expect(page.locator("#chart-funnel > svg > desc")).to_contain_text("Visits: 4")
+        await page.screenshot(path=artifacts / "04-campaign-updated.png", full_page=True)
+
+        # polling is conditional: unchanged stats come back as bodiless 304s
+        stats_url = f"/api/v1/campaigns/{seed.campaign_id}/stats"
+        async with page.expect_response(
+            lambda r: r.url.endswith(stats_url) and r.status == 304, timeout=5_000
+        ):
+            pass
+        stats = [r for r in tab.responses if r.url.endswith(stats_url)]
+        assert {r.status for r in stats} == {200, 304}
+        for response in stats:
+            headers = await response.request.all_headers()
+            assert headers["authorization"] == f"Bearer {key}"
+        assert all(key not in r.url for r in tab.responses)
+
+        await page.set_viewport_size({"width": 390, "height": 844})
+        await page.screenshot(path=artifacts / "04-campaign-phone.png", full_page=True)
+        assert tab.problems == []
+
+
+class TestAmplifierPages:
+    async def test_web_digest_and_unsubscribe(
+        self, tab: Tab, seed: Seed, app, artifacts: Path
+    ) -> None:
+        page = tab.page
+        signer = app.state.signer
+        response = await page.goto(f"/a/{digest_token(signer, seed.delivery['ada'])}")
+        assert response is not None and response.status == 200
+        body = page.locator("body")
+        await body.locator("text=Read the story").wait_for()
+        assert MESSAGES[0]["text"] in (await body.text_content() or "")
+        assert await page.locator("a[href*='/r/']").count() >= 4  # 2 messages × 2 networks
+        await page.screenshot(path=artifacts / "06-web-digest.png", full_page=True)
+
+        response = await page.goto(f"/u/{unsubscribe_token(signer, seed.amplifier['bob'])}")
+        assert response is not None and response.status == 200
+        await page.locator("h1", has_text="Unsubscribe").wait_for()
+        await page.screenshot(path=artifacts / "07-unsubscribe.png", full_page=True)
+        amplifier = f"/api/v1/amplifiers/{seed.amplifier['bob']}"
+        assert (await seed.org.viewer.get(amplifier)).json()["status"] == "active"  # GET is safe
+        await page.click("button[type=submit]")
+        await expect_text(tab, "h1", "You are unsubscribed")
+        await page.screenshot(path=artifacts / "08-unsubscribed.png", full_page=True)
+        assert (await seed.org.viewer.get(amplifier)).json()["status"] == "unsubscribed"
+
+        response = await page.goto("/u/not-a-token")
+        assert response is not None and response.status == 404
+        assert tab.problems == []
+
+
+class TestTwoCampaigns:
+    async def test_list_shows_every_campaign_and_opens_the_right_one(
+        self, tab: Tab, seed: Seed
+    ) -> None:
+        created = await seed.org.editor.post(
+            "/api/v1/campaigns",
+            json={
+                "name": "Second & last",
+                "subject": "Two",
+                "networks": ["linkedin"],
+                "messages": [{"text": "Two", "url": "https://example.com/two"}],
+            },
+        )
+        assert created.status_code == 201
+        await sign_in(tab, seed.org.viewer.key)
+        await expect_text(tab, "#campaign-rows tr:nth-child(2) a", "Second & last")
+        await tab.page.click("text=Second & last")
+        await expect_text(tab, kpi("sent"), "0")
+        await expect_text(tab, "#campaign-status", "draft")
+        await tab.page.locator("#amplifiers-empty").wait_for(state="visible")
+        await tab.page.click("text=← All campaigns")
+        await expect_text(tab, "#campaign-rows tr:nth-child(1) a", CAMPAIGN_NAME)
+        assert tab.problems == []
