@@ -22,6 +22,8 @@ class Engagement(Base):
         Index("ix_engagement_amplifier", "amplifier_id"),
         Index("ix_engagement_message", "message_id"),
         Index("ix_engagement_org_first_shared", "organization_id", "first_shared_at"),
+        # SQLite: rows stored in key order, so a campaign's rows are read in one sweep.
+        {"sqlite_with_rowid": False},
     )
 
     campaign_id: Mapped[int] = mapped_column(
@@ -44,6 +46,7 @@ class CampaignHour(Base):
     """A campaign's numbers per UTC hour: time series."""
 
     __tablename__ = "campaign_hours"
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     campaign_id: Mapped[int] = mapped_column(
         ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
@@ -60,6 +63,7 @@ class AmplifierDay(Base):
     """An amplifier's numbers per UTC day across campaigns: leaderboards over a period."""
 
     __tablename__ = "amplifier_days"
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     organization_id: Mapped[int] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True

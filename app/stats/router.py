@@ -1,7 +1,7 @@
 import asyncio
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.deps import EditorDep, SessionDep, SignerDep, ViewerDep
 from app.core.errors import InvalidInput, NotFound
@@ -22,7 +23,7 @@ from app.core.pagination import (
 )
 from app.core.schemas import NETWORKS
 from app.stats import cpc, service
-from app.stats.caching import conditional, etag_of
+from app.stats.caching import AnswerCache, conditional, etag_of
 from app.stats.schemas import (
     AmplifierStats,
     CampaignAmplifierPage,
@@ -39,6 +40,7 @@ from app.stats.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["stats"])
 
+ANSWERS = AnswerCache()
 KEEP_ALIVE_SECONDS = 15
 STREAM_CHECK_SECONDS = 1.0
 CACHED: dict[int | str, dict[str, Any]] = {
@@ -82,10 +84,38 @@ async def campaign_stats(
     campaign_id: int, request: Request, session: SessionDep, principal: ViewerDep
 ) -> Response:
     """Totals, by network and by message, for dashboards: poll with `If-None-Match`."""
-    answer = await service.campaign_stats(
-        session, organization_id=principal.organization_id, campaign_id=campaign_id
+    body = await _campaign_stats_body(session, principal.organization_id, campaign_id)
+    return conditional(request, body, "application/json")
+
+
+async def _campaign_stats_body(
+    session: AsyncSession, organization_id: int, campaign_id: int
+) -> bytes:
+    async def compute() -> bytes:
+        answer = await service.campaign_stats(
+            session, organization_id=organization_id, campaign_id=campaign_id
+        )
+        return answer.model_dump_json().encode()
+
+    return await _cached(session, organization_id, campaign_id, ("stats",), compute)
+
+
+async def _cached(
+    session: AsyncSession,
+    organization_id: int,
+    campaign_id: int,
+    question: tuple[Any, ...],
+    compute: Callable[[], Awaitable[bytes]],
+) -> bytes:
+    version = await service.campaign_version(
+        session, organization_id=organization_id, campaign_id=campaign_id
     )
-    return _json(request, answer)
+    key = (organization_id, campaign_id, *question)
+    body = ANSWERS.get(key, version)
+    if body is None:
+        body = await compute()
+        ANSWERS.put(key, version, body)
+    return body
 
 
 @router.get(
@@ -105,15 +135,23 @@ async def campaign_amplifier_stats(
     """Every amplifier of the campaign with their numbers and points, best first."""
     purpose = f"stats.amplifiers.{campaign_id}"
     offset = _offset(decode_cursor(signer, cursor, purpose))
-    items = await service.campaign_amplifiers(
-        session,
-        organization_id=principal.organization_id,
-        campaign_id=campaign_id,
-        offset=offset,
-        limit=limit + 1,
-    )
-    next_cursor = encode_cursor(signer, offset + limit, purpose) if len(items) > limit else None
-    return _json(request, CampaignAmplifierPage(items=items[:limit], next_cursor=next_cursor))
+
+    async def compute() -> bytes:
+        items = await service.campaign_amplifiers(
+            session,
+            organization_id=principal.organization_id,
+            campaign_id=campaign_id,
+            offset=offset,
+            limit=limit + 1,
+        )
+        more = len(items) > limit
+        next_cursor = encode_cursor(signer, offset + limit, purpose) if more else None
+        page = CampaignAmplifierPage(items=items[:limit], next_cursor=next_cursor)
+        return page.model_dump_json().encode()
+
+    question = ("amplifiers", offset, limit)
+    body = await _cached(session, principal.organization_id, campaign_id, question, compute)
+    return conditional(request, body, "application/json")
 
 
 def _offset(value: Any) -> int:
@@ -177,14 +215,18 @@ async def campaign_stats_csv(
     campaign_id: int, request: Request, session: SessionDep, principal: ViewerDep
 ) -> Response:
     """Per-amplifier rows as CSV (spreadsheet-safe), in the order of the amplifier stats."""
-    rows = await service.campaign_amplifiers(
-        session,
-        organization_id=principal.organization_id,
-        campaign_id=campaign_id,
-        offset=0,
-        limit=None,
-    )
-    body = _csv(rows).encode()
+
+    async def compute() -> bytes:
+        rows = await service.campaign_amplifiers(
+            session,
+            organization_id=principal.organization_id,
+            campaign_id=campaign_id,
+            offset=0,
+            limit=None,
+        )
+        return _csv(rows).encode()
+
+    body = await _cached(session, principal.organization_id, campaign_id, ("csv",), compute)
     return conditional(
         request,
         body,
@@ -237,21 +279,16 @@ async def campaign_stats_stream(
     ] = 3600,
 ) -> StreamingResponse:
     """Server-Sent Events: the campaign stats now and whenever they change (at most 1/s)."""
-    first = await service.campaign_stats(
-        session, organization_id=principal.organization_id, campaign_id=campaign_id
-    )
+    first = await _campaign_stats_body(session, principal.organization_id, campaign_id)
     maker = request.app.state.sessionmaker
     seen = request.headers.get("last-event-id")
 
     async def latest() -> bytes:
         async with maker() as fresh:
-            stats = await service.campaign_stats(
-                fresh, organization_id=principal.organization_id, campaign_id=campaign_id
-            )
-        return stats.model_dump_json().encode()
+            return await _campaign_stats_body(fresh, principal.organization_id, campaign_id)
 
     async def events() -> AsyncIterator[bytes]:
-        body = first.model_dump_json().encode()
+        body = first
         etag = etag_of(body)
         if seen != etag:
             yield _event(etag, body)

@@ -32,6 +32,7 @@ from app.models import (
     AmplifierDay,
     Campaign,
     CampaignHour,
+    CostPerClick,
     Delivery,
     DeliveryStatus,
     Engagement,
@@ -92,6 +93,49 @@ def _money(value: Decimal) -> float:
 
 
 # --- campaign ------------------------------------------------------------------------------
+
+
+async def campaign_version(
+    session: AsyncSession, *, organization_id: int, campaign_id: int
+) -> tuple[Any, ...]:
+    """Cheap markers that move whenever any input of a campaign's statistics moves: its clicks
+    (every flush touching it updates an hourly row), deliveries, the organization's cost per
+    click and its roster (names, audiences, deletions). Raises CampaignNotFound."""
+    campaign = await campaigns.get(
+        session, organization_id=organization_id, campaign_id=campaign_id, with_messages=False
+    )
+
+    def scalar(stmt: Select[Any]) -> Any:
+        return stmt.scalar_subquery()
+
+    row = (
+        await session.execute(
+            select(
+                scalar(
+                    select(func.max(CampaignHour.updated_at)).where(
+                        CampaignHour.campaign_id == campaign.id
+                    )
+                ),
+                scalar(select(func.count()).where(Delivery.campaign_id == campaign.id)),
+                scalar(
+                    select(func.max(Delivery.updated_at)).where(Delivery.campaign_id == campaign.id)
+                ),
+                scalar(
+                    select(func.max(CostPerClick.updated_at)).where(
+                        CostPerClick.organization_id == organization_id
+                    )
+                ),
+                scalar(select(func.count()).where(CostPerClick.organization_id == organization_id)),
+                scalar(
+                    select(func.max(Amplifier.updated_at)).where(
+                        Amplifier.organization_id == organization_id
+                    )
+                ),
+                scalar(select(func.count()).where(Amplifier.organization_id == organization_id)),
+            )
+        )
+    ).one()
+    return (campaign.updated_at, *row)
 
 
 async def campaign_stats(

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "organization_id", "day", "amplifier_id", name=op.f("pk_amplifier_days")
         ),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "cost_per_click",
@@ -66,6 +67,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("campaign_id", "hour", name=op.f("pk_campaign_hours")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "engagement",
@@ -89,6 +91,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "campaign_id", "amplifier_id", "message_id", "network", name=op.f("pk_engagement")
         ),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("engagement", schema=None) as batch_op:
         batch_op.create_index("ix_engagement_amplifier", ["amplifier_id"], unique=False)
@@ -97,6 +100,10 @@ def upgrade() -> None:
             "ix_engagement_org_first_shared", ["organization_id", "first_shared_at"], unique=False
         )
 
+    with op.batch_alter_table("amplifiers", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_amplifiers_org_updated", ["organization_id", "updated_at"], unique=False
+        )
     _backfill()
 
 
@@ -167,6 +174,8 @@ def stats_statements(source: str, d: dict[str, str], day: str, now: str) -> tupl
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("amplifiers", schema=None) as batch_op:
+        batch_op.drop_index("ix_amplifiers_org_updated")
     with op.batch_alter_table("engagement", schema=None) as batch_op:
         batch_op.drop_index("ix_engagement_org_first_shared")
         batch_op.drop_index("ix_engagement_message")
