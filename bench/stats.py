@@ -50,6 +50,7 @@ from app.core.migrate import upgrade
 from app.keys import service as keys_service
 from app.main import create_app
 from app.models import Amplifier, Campaign, Delivery, DeliveryStatus, Link, Role
+from app.stats.router import ANSWERS
 from app.tracking.recorder import ClickEvent, store_clicks
 
 NETWORKS = ["linkedin", "x", "facebook", "whatsapp"]
@@ -455,6 +456,7 @@ class Target:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     goal: bool = True  # judged against GOAL_MS (the baselines are not)
+    cold: bool = False  # answer cache emptied before each call: the first poll after a change
     samples: list[float] = field(default_factory=list)
     bad: dict[int, int] = field(default_factory=dict)
     first_body: str = ""
@@ -467,6 +469,8 @@ class Target:
 
 
 async def call(http: httpx.AsyncClient, target: Target) -> float:
+    if target.cold:
+        ANSWERS.clear()
     started = time.perf_counter()
     response = await http.get(target.path, headers=target.headers)
     elapsed = (time.perf_counter() - started) * 1000
@@ -606,6 +610,20 @@ def targets_for(seeded: Seeded, headers: dict[str, str], etag: str | None) -> li
             headers={**headers, "If-None-Match": etag or '"none"'},
         ),
         Target("per-amplifier stats, page 1", f"{campaign}/stats/amplifiers", headers=headers),
+        Target(
+            "campaign stats, cold (no cache)",
+            f"{campaign}/stats",
+            headers=headers,
+            goal=False,
+            cold=True,
+        ),
+        Target(
+            "per-amplifier page 1, cold",
+            f"{campaign}/stats/amplifiers",
+            headers=headers,
+            goal=False,
+            cold=True,
+        ),
         Target(
             "timeseries hour (default range)",
             f"{campaign}/stats/timeseries?interval=hour",
