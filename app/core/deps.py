@@ -33,7 +33,9 @@ def get_signer(request: Request) -> Signer:
     return signer
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the transaction commits before the answer goes out, so a 2xx means the
+# change is stored and visible to the next request, whichever process serves it.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SignerDep = Annotated[Signer, Depends(get_signer)]
 
