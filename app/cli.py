@@ -91,13 +91,16 @@ def worker(
         int | None,
         typer.Option(help="Serve this worker's Prometheus metrics on this port (/metrics)."),
     ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address for --metrics-port (0.0.0.0 in a container).")
+    ] = "127.0.0.1",
 ) -> None:
     """Run the sending worker alone (run several against PostgreSQL)."""
     settings = _settings()
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr="127.0.0.1")
+        start_http_server(metrics_port, addr=metrics_host)
     if settings.is_sqlite:
         upgrade(settings.database_url)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
@@ -119,7 +122,7 @@ async def _run_worker(settings: Settings) -> None:
     from app.core.security import Signer
     from app.sending.worker import Worker
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, **settings.pool_options())
     worker = Worker(
         settings=settings,
         sessionmaker=make_sessionmaker(engine),
@@ -191,7 +194,7 @@ def migrate() -> None:
 async def _create_key(settings: Settings, org: str, role: Role, name: str | None) -> str:
     from app.keys import service
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, **settings.pool_options())
     try:
         async for session in session_scope(make_sessionmaker(engine)):
             organization = await service.get_or_create_organization(session, name=org)

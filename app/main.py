@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
 
     @asynccontextmanager
     async def lifespan(app: AmplifyApp) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, **settings.pool_options())
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         recorder = ClickRecorder(engine, flush_seconds=settings.click_flush_seconds)

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     click_flush_seconds: float = Field(default=0.1, gt=0, le=10)
     metrics_token: str | None = Field(default=None, min_length=16)
+    db_pool_size: int = Field(default=10, ge=1, le=500)
+    db_max_overflow: int = Field(default=20, ge=0, le=500)
 
     max_attempts: int = Field(default=8, ge=1, le=50)
     retry_base_seconds: float = Field(default=30.0, gt=0)
@@ -67,6 +69,12 @@ class Settings(BaseSettings):
                 "AMPLIFY_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
         return value
+
+    def pool_options(self) -> dict[str, int]:
+        """PostgreSQL connection pool per process (SQLite keeps SQLAlchemy's own)."""
+        if self.is_sqlite:
+            return {}
+        return {"pool_size": self.db_pool_size, "max_overflow": self.db_max_overflow}
 
     @field_validator("trusted_proxies")
     @classmethod
