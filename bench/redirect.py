@@ -48,6 +48,7 @@ from app.core.migrate import upgrade
 from app.keys import service as keys_service
 from app.main import create_app
 from app.models import Amplifier, Role
+from bench.scratch import create_scratch_database, drop_scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 NETWORKS = ["linkedin", "x", "facebook", "whatsapp"]
@@ -454,25 +455,6 @@ async def fixed_rate(
 # --- database -----------------------------------------------------------------------------------
 
 
-async def create_scratch_database(url: str) -> str:
-    base = make_url(url)
-    name = f"{base.database}_bench_{os.getpid()}"
-    engine = make_engine(url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    await engine.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_scratch_database(url: str, scratch_url: str) -> None:
-    name = make_url(scratch_url).database
-    engine = make_engine(url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await engine.dispose()
-
-
 async def seed(settings: Settings, amplifiers: int) -> list[tuple[str, str]]:
     """A real campaign through the app's own services; returns every (code, kind) it made."""
     app = create_app(settings)
@@ -806,7 +788,7 @@ async def main() -> int:
     base_url = args.database_url
     scratch = bool(base_url and base_url.startswith("postgresql"))
     if base_url and scratch:
-        url = await create_scratch_database(base_url)
+        url = await create_scratch_database(base_url, "redirect")
     elif base_url:
         url = base_url
     else:

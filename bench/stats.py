@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import bisect
 import math
-import os
 import random
 import shutil
 import sys
@@ -52,6 +51,7 @@ from app.main import create_app
 from app.models import Amplifier, Campaign, Delivery, DeliveryStatus, Link, Role
 from app.stats.router import ANSWERS
 from app.tracking.recorder import ClickEvent, store_clicks
+from bench.scratch import create_scratch_database, drop_scratch_database
 
 NETWORKS = ["linkedin", "x", "facebook", "whatsapp"]
 NETWORK_WEIGHTS = {"linkedin": 0.45, "x": 0.25, "facebook": 0.2, "whatsapp": 0.1}
@@ -75,25 +75,6 @@ BOT_UAS = ("bot", "other")
 
 
 # --- database -----------------------------------------------------------------------------------
-
-
-async def create_scratch_database(url: str) -> str:
-    base = make_url(url)
-    name = f"{base.database}_bench_stats_{os.getpid()}"
-    engine = make_engine(url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    await engine.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_scratch_database(url: str, scratch_url: str) -> None:
-    name = make_url(scratch_url).database
-    engine = make_engine(url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await engine.dispose()
 
 
 # --- seeding ------------------------------------------------------------------------------------
@@ -696,7 +677,7 @@ async def main() -> int:
     base_url = args.database_url
     scratch = bool(base_url and base_url.startswith("postgresql"))
     if base_url and scratch:
-        url = await create_scratch_database(base_url)
+        url = await create_scratch_database(base_url, "stats")
     elif base_url:
         url = base_url
     else:

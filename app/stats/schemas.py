@@ -7,23 +7,21 @@ from pydantic import BaseModel, Field
 from app.core.schemas import InputModel, UtcDatetime
 
 
-class NetworkCounts(BaseModel):
+class MessageNetworkCounts(BaseModel):
     share_clicks: int = 0
     sharers: int = 0
     visits: int = 0
     unique_visitors: int = 0
     bot_clicks: int = 0
+
+
+class NetworkCounts(MessageNetworkCounts):
     emv: float = 0.0
 
 
-class MessageCounts(BaseModel):
+class MessageCounts(MessageNetworkCounts):
     message_id: int
     position: int
-    share_clicks: int = 0
-    sharers: int = 0
-    visits: int = 0
-    unique_visitors: int = 0
-    bot_clicks: int = 0
 
 
 class CampaignStats(BaseModel):
@@ -66,14 +64,6 @@ class CampaignAmplifierStats(BaseModel):
 class CampaignAmplifierPage(BaseModel):
     items: list[CampaignAmplifierStats]
     next_cursor: str | None
-
-
-class MessageNetworkCounts(BaseModel):
-    share_clicks: int = 0
-    sharers: int = 0
-    visits: int = 0
-    unique_visitors: int = 0
-    bot_clicks: int = 0
 
 
 class MessageStats(BaseModel):
