@@ -59,7 +59,13 @@ def configure_logging(*, level: str = "INFO", json_lines: bool | None = None) ->
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # uvicorn's access log writes every client's address, and uvicorn turns it on whenever
+    # that logger has a handler anywhere up the tree (root's included): cut it off.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
+    access.disabled = True

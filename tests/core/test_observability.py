@@ -112,3 +112,21 @@ class TestRequestLogs:
     def test_keys_that_reach_a_message_are_masked(self, lines) -> None:
         logging.getLogger("amplify.test").warning("key %s", "amp_abcdefghijklmnopqrstuvwxyz")
         assert lines()[-1]["message"] == "key amp_***"
+
+
+def test_uvicorn_access_log_stays_off_after_configuring(monkeypatch) -> None:
+    # uvicorn logs each request with the client's address whenever "uvicorn.access" has a
+    # handler anywhere up the tree; configuring the root logger must not give it one.
+    from app.core.logging import configure_logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        configure_logging(json_lines=True)
+        assert not logging.getLogger("uvicorn.access").hasHandlers()
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
