@@ -37,6 +37,7 @@ class ClickRollup(Base):
     Written in the same transaction as the clicks; stats read these, never raw clicks."""
 
     __tablename__ = "click_rollups"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # SQLite: one b-tree, kept in key order
 
     link_id: Mapped[int] = mapped_column(
         ForeignKey("links.id", ondelete="CASCADE"), primary_key=True
@@ -51,6 +52,7 @@ class LinkVisitor(Base):
     """The human visitors of a link per UTC day (what makes `unique_visitors` exact)."""
 
     __tablename__ = "link_visitors"
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     link_id: Mapped[int] = mapped_column(
         ForeignKey("links.id", ondelete="CASCADE"), primary_key=True

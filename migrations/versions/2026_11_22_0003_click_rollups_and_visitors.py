@@ -37,6 +37,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("link_id", "hour", name=op.f("pk_click_rollups")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "link_visitors",
@@ -51,6 +52,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("link_id", "day", "visitor_key", name=op.f("pk_link_visitors")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("clicks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("delivery_id", sa.Integer(), nullable=True))
