@@ -73,6 +73,8 @@ def json_array_contains_any(column: Any, values: Sequence[str], dialect_name: st
 def sqlite_datetime(value: datetime) -> str:
     # The text form SQLAlchemy's SQLite DateTime stores (UTC, no zone): rows stay readable by
     # the ORM exactly as if it had written them.
+    if value.tzinfo is UTC:  # the common case, without two conversions
+        return value.isoformat(" ", "microseconds")[:26]
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 

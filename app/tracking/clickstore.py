@@ -255,15 +255,15 @@ def _json(rows: Sequence[Sequence[object]]) -> str:
     return json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
 
 
-async def insert_clicks(connection: AsyncConnection, rows: Sequence[Sequence[object]]) -> None:
-    """Rows in CLICK_COLUMNS order, with aware UTC datetimes."""
-    if not rows:
+async def insert_clicks(connection: AsyncConnection, clicks: Sequence[Any]) -> None:
+    """Click events (recorder.ClickEvent), with aware UTC times."""
+    if not clicks:
         return
     if _is_postgresql(connection):
-        await bulk_insert(connection, "clicks", CLICK_COLUMNS, rows)
+        await bulk_insert(connection, "clicks", CLICK_COLUMNS, [c.row() for c in clicks])
         return
-    converted = [(*row[:3], sqlite_datetime(row[3]), *row[4:]) for row in rows]  # type: ignore[arg-type]
-    await connection.exec_driver_sql(_SQLITE_CLICKS, (_json(converted),))
+    rows = [c.row(sqlite_datetime(c.at)) for c in clicks]
+    await connection.exec_driver_sql(_SQLITE_CLICKS, (_json(rows),))
 
 
 async def add_visitors(

@@ -58,13 +58,13 @@ class ClickEvent:
     referrer_host: str | None
     facts: LinkFacts | None = None  # looked up at flush time when missing
 
-    def row(self) -> tuple[Any, ...]:
-        """The values in `clickstore.CLICK_COLUMNS` order."""
+    def row(self, at: Any = None) -> tuple[Any, ...]:
+        """The values in `clickstore.CLICK_COLUMNS` order (`at` as given, if given)."""
         return (
             self.link_id,
             self.delivery_id,
             self.kind,
-            self.at,
+            self.at if at is None else at,
             self.is_bot,
             self.bot_reason,
             self.visitor_key,
@@ -233,7 +233,7 @@ async def _uncount_visitors(
 
 async def store_clicks(connection: AsyncConnection, clicks: Sequence[ClickEvent]) -> int:
     """Insert clicks and keep rollups and visitor sets exact; returns clicks re-flagged."""
-    await insert_clicks(connection, [c.row() for c in clicks])
+    await insert_clicks(connection, clicks)
     hours = [hour_of(c.at) for c in clicks]
     deltas: dict[Any, _Delta] = defaultdict(_Delta)
     for click, hour in zip(clicks, hours, strict=True):
