@@ -313,8 +313,8 @@ class ClickRecorder:
         engine: AsyncEngine,
         *,
         flush_seconds: float = 0.1,
-        max_batch: int = 5_000,
-        high_water: int = 10_000,
+        max_batch: int = 10_000,
+        high_water: int = 20_000,
         max_pending: int = 1_000_000,
     ) -> None:
         self.engine = engine
