@@ -23,6 +23,7 @@ def _mask(text: str) -> str:
 class _RequestContext(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id.get()
+        record.__dict__.pop("color_message", None)  # uvicorn's terminal-colored duplicate
         if isinstance(record.msg, str) and not record.args:
             record.msg = _mask(record.msg)
         elif record.args:
