@@ -49,7 +49,7 @@ from app.core.migrate import upgrade
 from app.keys import service as keys_service
 from app.main import create_app
 from app.models import Amplifier, Campaign, Delivery, DeliveryStatus, Link, Role
-from app.stats.router import ANSWERS
+from app.stats.answers import ANSWERS
 from app.tracking.recorder import ClickEvent, store_clicks
 from bench.scratch import create_scratch_database, drop_scratch_database
 

@@ -18,7 +18,7 @@ from app.core.config import Settings
 from app.core.db import Base, make_engine
 from app.core.migrate import upgrade
 from app.main import create_app
-from app.stats.router import ANSWERS
+from app.stats.answers import ANSWERS
 from app.tracking.salts import VisitorSalts
 from tests.factories import OrgClients, make_org_clients
 from tests.sending.smtp import SmtpServer

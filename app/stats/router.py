@@ -1,7 +1,7 @@
 import asyncio
 import csv
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.deps import EditorDep, SessionDep, SignerDep, ViewerDep
 from app.core.errors import InvalidInput, NotFound
@@ -23,7 +22,8 @@ from app.core.pagination import (
 )
 from app.core.schemas import NETWORKS
 from app.stats import cpc, service
-from app.stats.caching import AnswerCache, conditional, etag_of
+from app.stats.answers import cached, campaign_stats_body
+from app.stats.caching import conditional, etag_of
 from app.stats.schemas import (
     AmplifierStats,
     CampaignAmplifierPage,
@@ -40,7 +40,6 @@ from app.stats.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["stats"])
 
-ANSWERS = AnswerCache()
 KEEP_ALIVE_SECONDS = 15
 STREAM_CHECK_SECONDS = 1.0
 CACHED: dict[int | str, dict[str, Any]] = {
@@ -84,38 +83,8 @@ async def campaign_stats(
     campaign_id: int, request: Request, session: SessionDep, principal: ViewerDep
 ) -> Response:
     """Totals, by network and by message, for dashboards: poll with `If-None-Match`."""
-    body = await _campaign_stats_body(session, principal.organization_id, campaign_id)
+    body = await campaign_stats_body(session, principal.organization_id, campaign_id)
     return conditional(request, body, "application/json")
-
-
-async def _campaign_stats_body(
-    session: AsyncSession, organization_id: int, campaign_id: int
-) -> bytes:
-    async def compute() -> bytes:
-        answer = await service.campaign_stats(
-            session, organization_id=organization_id, campaign_id=campaign_id
-        )
-        return answer.model_dump_json().encode()
-
-    return await _cached(session, organization_id, campaign_id, ("stats",), compute)
-
-
-async def _cached(
-    session: AsyncSession,
-    organization_id: int,
-    campaign_id: int,
-    question: tuple[Any, ...],
-    compute: Callable[[], Awaitable[bytes]],
-) -> bytes:
-    version = await service.campaign_version(
-        session, organization_id=organization_id, campaign_id=campaign_id
-    )
-    key = (organization_id, campaign_id, *question)
-    body = ANSWERS.get(key, version)
-    if body is None:
-        body = await compute()
-        ANSWERS.put(key, version, body)
-    return body
 
 
 @router.get(
@@ -150,7 +119,7 @@ async def campaign_amplifier_stats(
         return page.model_dump_json().encode()
 
     question = ("amplifiers", offset, limit)
-    body = await _cached(session, principal.organization_id, campaign_id, question, compute)
+    body = await cached(session, principal.organization_id, campaign_id, question, compute)
     return conditional(request, body, "application/json")
 
 
@@ -226,7 +195,7 @@ async def campaign_stats_csv(
         )
         return _csv(rows).encode()
 
-    body = await _cached(session, principal.organization_id, campaign_id, ("csv",), compute)
+    body = await cached(session, principal.organization_id, campaign_id, ("csv",), compute)
     return conditional(
         request,
         body,
@@ -279,13 +248,13 @@ async def campaign_stats_stream(
     ] = 3600,
 ) -> StreamingResponse:
     """Server-Sent Events: the campaign stats now and whenever they change (at most 1/s)."""
-    first = await _campaign_stats_body(session, principal.organization_id, campaign_id)
+    first = await campaign_stats_body(session, principal.organization_id, campaign_id)
     maker = request.app.state.sessionmaker
     seen = request.headers.get("last-event-id")
 
     async def latest() -> bytes:
         async with maker() as fresh:
-            return await _campaign_stats_body(fresh, principal.organization_id, campaign_id)
+            return await campaign_stats_body(fresh, principal.organization_id, campaign_id)
 
     async def events() -> AsyncIterator[bytes]:
         body = first

@@ -1,0 +1,53 @@
+"""Campaign answers kept per process behind the version of their inputs (see AnswerCache): the
+API, its SSE stream and the dashboard's charts all read them here, so a change is aggregated
+once however many of them ask."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.stats import service
+from app.stats.caching import AnswerCache
+from app.stats.schemas import CampaignStats
+
+ANSWERS = AnswerCache()
+
+
+async def cached(
+    session: AsyncSession,
+    organization_id: int,
+    campaign_id: int,
+    question: tuple[Any, ...],
+    compute: Callable[[], Awaitable[bytes]],
+) -> bytes:
+    """The stored answer to `question` while the campaign's inputs are unchanged, else a fresh
+    one (raises CampaignNotFound for another organization's campaign)."""
+    version = await service.campaign_version(
+        session, organization_id=organization_id, campaign_id=campaign_id
+    )
+    key = (organization_id, campaign_id, *question)
+    body = ANSWERS.get(key, version)
+    if body is None:
+        body = await compute()
+        ANSWERS.put(key, version, body)
+    return body
+
+
+async def campaign_stats_body(
+    session: AsyncSession, organization_id: int, campaign_id: int
+) -> bytes:
+    async def compute() -> bytes:
+        answer = await service.campaign_stats(
+            session, organization_id=organization_id, campaign_id=campaign_id
+        )
+        return answer.model_dump_json().encode()
+
+    return await cached(session, organization_id, campaign_id, ("stats",), compute)
+
+
+async def campaign_stats(
+    session: AsyncSession, *, organization_id: int, campaign_id: int
+) -> CampaignStats:
+    body = await campaign_stats_body(session, organization_id, campaign_id)
+    return CampaignStats.model_validate_json(body)
