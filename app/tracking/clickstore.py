@@ -7,7 +7,7 @@ a single step of the SQLite engine instead of a bind and a step per row).
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -33,15 +33,25 @@ CLICK_COLUMNS = (
     "referrer_host",
 )
 
+
+def _json_values(count: int) -> str:
+    """The first `count` items of each `json_each` row: the SELECT list of a SQLite insert."""
+    return ", ".join(f"value ->> {i}" for i in range(count))
+
+
+def _added(table: str, columns: Sequence[str]) -> str:
+    """An upsert's SET clause adding the new row's counts to the stored ones."""
+    return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
+
+
 _SQLITE_CLICKS = (
-    f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}) SELECT "
-    + ", ".join(f"value ->> {i}" for i in range(len(CLICK_COLUMNS)))
-    + " FROM json_each(?)"
+    f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}) "
+    f"SELECT {_json_values(len(CLICK_COLUMNS))} FROM json_each(?)"
 )
 # `WHERE true` keeps SQLite from reading ON CONFLICT as a join constraint of the SELECT.
 _SQLITE_VISITORS = (
     "INSERT INTO link_visitors (link_id, day, visitor_key, hour) "
-    "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) WHERE true "
+    f"SELECT {_json_values(4)} FROM json_each(?) WHERE true "
     "ON CONFLICT DO NOTHING RETURNING link_id, hour"
 )
 _PG_VISITORS = (
@@ -49,16 +59,12 @@ _PG_VISITORS = (
     "SELECT * FROM unnest($1::bigint[], $2::date[], $3::text[], $4::timestamptz[]) "
     "ON CONFLICT DO NOTHING RETURNING link_id, hour"
 )
-_ROLLUP_UPDATE = (
-    "ON CONFLICT (link_id, hour) DO UPDATE SET "
-    "clicks = click_rollups.clicks + excluded.clicks, "
-    "bot_clicks = click_rollups.bot_clicks + excluded.bot_clicks, "
-    "unique_visitors = click_rollups.unique_visitors + excluded.unique_visitors"
+_ROLLUP_UPDATE = "ON CONFLICT (link_id, hour) DO UPDATE SET " + _added(
+    "click_rollups", ("clicks", "bot_clicks", "unique_visitors")
 )
 _SQLITE_ROLLUPS = (
     "INSERT INTO click_rollups (link_id, hour, clicks, bot_clicks, unique_visitors) "
-    "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 "
-    "FROM json_each(?) WHERE true " + _ROLLUP_UPDATE
+    f"SELECT {_json_values(5)} FROM json_each(?) WHERE true {_ROLLUP_UPDATE}"
 )
 _PG_ROLLUPS = (
     "INSERT INTO click_rollups (link_id, hour, clicks, bot_clicks, unique_visitors) "
@@ -137,10 +143,6 @@ HourRow = tuple[int, datetime, int, int, int, int]
 DayRow = tuple[int, date, int, int, int, int]
 
 
-def _added(table: str, columns: Sequence[str]) -> str:
-    return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
-
-
 _COUNTS = ("share_clicks", "visits", "unique_visitors")
 _ENGAGEMENT_COLUMNS = (
     "campaign_id, amplifier_id, message_id, network, organization_id, share_clicks, visits, "
@@ -167,10 +169,6 @@ _DAY_UPDATE = (
     "ON CONFLICT (organization_id, day, amplifier_id) DO UPDATE SET "
     f"{_added('amplifier_days', _COUNTS)}"
 )
-
-
-def _json_values(count: int) -> str:
-    return ", ".join(f"value ->> {i}" for i in range(count))
 
 
 # SQLite: ?1 the rows as JSON, ?2 the time of the change.
@@ -222,20 +220,15 @@ async def add_stats(
             await driver.execute(_PG_DAYS, *_columns(days))
         return
     stamp = sqlite_datetime(now)
-    texts: dict[datetime, str] = {}
-
-    def text(moment: datetime | None) -> str | None:
-        if moment is None:
-            return None
-        if moment not in texts:
-            texts[moment] = sqlite_datetime(moment)
-        return texts[moment]
-
     if engagement:
-        document = _json([(*row[:9], text(row[9])) for row in engagement])
+        firsts = _texts(row[9] for row in engagement if row[9] is not None)
+        document = _json(
+            [(*row[:9], None if row[9] is None else firsts[row[9]]) for row in engagement]
+        )
         await connection.exec_driver_sql(_SQLITE_ENGAGEMENT, (document, stamp))
     if hours:
-        document = _json([(row[0], text(row[1]), *row[2:]) for row in hours])
+        texts = _texts(row[1] for row in hours)
+        document = _json([(row[0], texts[row[1]], *row[2:]) for row in hours])
         await connection.exec_driver_sql(_SQLITE_HOURS, (document, stamp))
     if days:
         document = _json([(row[0], row[1].isoformat(), *row[2:]) for row in days])
@@ -249,6 +242,11 @@ def _is_postgresql(connection: AsyncConnection) -> bool:
 def _columns(rows: Sequence[Sequence[object]]) -> list[list[object]]:
     """Rows turned into one list per column: `unnest` parameters."""
     return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _texts(moments: Iterable[datetime]) -> dict[datetime, str]:
+    """SQLite's text for each distinct moment (a batch holds few distinct hours)."""
+    return {moment: sqlite_datetime(moment) for moment in set(moments)}
 
 
 def _json(rows: Sequence[Sequence[object]]) -> str:
@@ -276,7 +274,7 @@ async def add_visitors(
         driver = await driver_connection(connection)
         records = await driver.fetch(_PG_VISITORS, *_columns(rows))
         return [(record[0], record[1]) for record in records]
-    texts = {hour: sqlite_datetime(hour) for hour in {row[3] for row in rows}}
+    texts = _texts(row[3] for row in rows)
     days = {day: day.isoformat() for day in {row[1] for row in rows}}
     document = _json([(link, days[day], visitor, texts[hour]) for link, day, visitor, hour in rows])
     result = await connection.exec_driver_sql(_SQLITE_VISITORS, (document,))
@@ -293,7 +291,7 @@ async def add_rollups(connection: AsyncConnection, rows: Sequence[RollupRow]) ->
         driver = await driver_connection(connection)
         await driver.execute(_PG_ROLLUPS, *_columns(rows))
         return
-    texts = {hour: sqlite_datetime(hour) for hour in {row[1] for row in rows}}
+    texts = _texts(row[1] for row in rows)
     document = _json([(link, texts[hour], *counts) for link, hour, *counts in rows])
     await connection.exec_driver_sql(_SQLITE_ROLLUPS, (document,))
 
