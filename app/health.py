@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select, text
 
+from app.core.deps import bearer_token
 from app.core.errors import Unauthorized
 from app.core.metrics import DELIVERIES_PENDING, exposition
 from app.core.migrate import current_revision, head_revision
@@ -47,7 +48,7 @@ async def metrics(request: Request) -> Response:
     """Prometheus metrics (with `AMPLIFY_METRICS_TOKEN` set, send it as a Bearer token)."""
     token = request.app.state.settings.metrics_token
     if token is not None:
-        sent = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        sent = bearer_token(request) or ""
         if not hmac.compare_digest(sent.encode(), token.encode()):
             raise Unauthorized("Send AMPLIFY_METRICS_TOKEN as 'Authorization: Bearer <token>'.")
     try:

@@ -49,12 +49,19 @@ class Principal:
     role: Role
 
 
-def _bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def bearer_token(request: Request) -> str | None:
+    """The token of `Authorization: Bearer <token>` (the scheme in any case), if sent."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.")
+        return None
     return token.strip()
+
+
+def _bearer_token(request: Request) -> str:
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.")
+    return token
 
 
 async def get_principal(request: Request, session: SessionDep) -> Principal:
