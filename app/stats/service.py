@@ -181,17 +181,17 @@ async def campaign_stats(
         m.id: MessageCounts(message_id=m.id, position=m.position) for m in campaign.messages
     }
     total = Counts()
-    emv = Decimal(0)
     for message_id, network, *values in by_pair:
         counts = Counts.of(values)
         total = _add(total, counts)
-        value = _emv(counts.visits, rates[network]) if network in rates else Decimal(0)
-        emv += value
-        net = network_counts.setdefault(network, NetworkCounts())
-        _accumulate(net, counts)
-        net.emv = _money(Decimal(str(net.emv)) + value)
+        _accumulate(network_counts.setdefault(network, NetworkCounts()), counts)
         if message_id in message_counts:
             _accumulate(message_counts[message_id], counts)
+    emv = Decimal(0)
+    for network, net in network_counts.items():  # rounded once, from the network's visits
+        value = _emv(net.visits, rates[network]) if network in rates else Decimal(0)
+        net.emv = _money(value)
+        emv += value
     for network, count in sharers_by_network.items():
         network_counts.setdefault(network, NetworkCounts()).sharers = int(count)
     for message_id, count in sharers_by_message.items():
