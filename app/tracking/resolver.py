@@ -22,10 +22,13 @@ MISS_TTL_SECONDS = 5.0
 class CachedLink:
     code: str
     id: int
-    kind: str
     target: str
     delivery_id: int | None
     facts: LinkFacts
+
+    @property
+    def kind(self) -> str:
+        return self.facts.kind
 
 
 class LinkResolver:
@@ -56,14 +59,12 @@ class LinkResolver:
                 self._misses.clear()
             self._misses[code] = time.monotonic()
             return None
-        facts = link_facts(row)
         link = CachedLink(
             code=code,
             id=row.id,
-            kind=facts.kind,
             target=row.target,
             delivery_id=row.delivery_id,
-            facts=facts,
+            facts=link_facts(row),
         )
         if len(self._links) >= LINK_CACHE_SIZE:
             del self._links[next(iter(self._links))]
