@@ -48,7 +48,7 @@ from app.core.migrate import upgrade
 from app.keys import service as keys_service
 from app.main import create_app
 from app.models import Amplifier, Role
-from bench.scratch import create_scratch_database, drop_scratch_database
+from bench.common import amplifier_rows, bench_database, drop_scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 NETWORKS = ["linkedin", "x", "facebook", "whatsapp"]
@@ -467,23 +467,7 @@ async def seed(settings: Settings, amplifiers: int) -> list[tuple[str, str]]:
             )
             now = utcnow()
             await session.execute(
-                insert(Amplifier),
-                [
-                    {
-                        "organization_id": org.id,
-                        "email": f"amp{i}@example.com",
-                        "email_key": f"amp{i}@example.com",
-                        "name": f"Amplifier {i}",
-                        "tags": ["bench"],
-                        "networks": NETWORKS,
-                        "audience": {"linkedin": 500},
-                        "locale": "en",
-                        "status": "active",
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for i in range(amplifiers)
-                ],
+                insert(Amplifier), amplifier_rows(org.id, amplifiers, NETWORKS, now)
             )
         headers = {"Authorization": f"Bearer {plain}"}
         transport = httpx.ASGITransport(app=app)
@@ -786,13 +770,7 @@ async def main() -> int:
     wrk = ensure_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="amplify-bench-redirect-"))
     base_url = args.database_url
-    scratch = bool(base_url and base_url.startswith("postgresql"))
-    if base_url and scratch:
-        url = await create_scratch_database(base_url, "redirect")
-    elif base_url:
-        url = base_url
-    else:
-        url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    url, scratch = await bench_database(base_url, "redirect", tmp)
     backend = make_url(url).get_backend_name()
     ok = False
     try:

@@ -34,6 +34,7 @@ from app.main import create_app
 from app.models import Amplifier, Campaign, Delivery, Role
 from app.sending.mailer import SmtpConfig, SmtpConnection
 from app.sending.worker import Worker
+from bench.common import amplifier_rows
 
 NETWORKS = ["linkedin", "x", "facebook", "whatsapp"]
 
@@ -163,23 +164,7 @@ async def main() -> int:
             )
             now = utcnow()
             await session.execute(
-                insert(Amplifier),
-                [
-                    {
-                        "organization_id": org.id,
-                        "email": f"amp{i}@example.com",
-                        "email_key": f"amp{i}@example.com",
-                        "name": f"Amplifier {i}",
-                        "tags": ["bench"],
-                        "networks": NETWORKS,
-                        "audience": {"linkedin": 500},
-                        "locale": "en",
-                        "status": "active",
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for i in range(args.amplifiers)
-                ],
+                insert(Amplifier), amplifier_rows(org.id, args.amplifiers, NETWORKS, now)
             )
         headers = {"Authorization": f"Bearer {plain}"}
         transport = httpx.ASGITransport(app=app)

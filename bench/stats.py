@@ -51,7 +51,7 @@ from app.main import create_app
 from app.models import Amplifier, Campaign, Delivery, DeliveryStatus, Link, Role
 from app.stats.answers import ANSWERS
 from app.tracking.recorder import ClickEvent, store_clicks
-from bench.scratch import create_scratch_database, drop_scratch_database
+from bench.common import bench_database, drop_scratch_database
 
 NETWORKS = ["linkedin", "x", "facebook", "whatsapp"]
 NETWORK_WEIGHTS = {"linkedin": 0.45, "x": 0.25, "facebook": 0.2, "whatsapp": 0.1}
@@ -675,13 +675,7 @@ async def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="amplify-bench-stats-"))
     base_url = args.database_url
-    scratch = bool(base_url and base_url.startswith("postgresql"))
-    if base_url and scratch:
-        url = await create_scratch_database(base_url, "stats")
-    elif base_url:
-        url = base_url
-    else:
-        url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    url, scratch = await bench_database(base_url, "stats", tmp)
     backend = make_url(url).get_backend_name()
     keep = args.keep_database
     try:
