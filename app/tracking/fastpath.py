@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from urllib.parse import quote
 
 from starlette.types import Scope, Send
 
@@ -44,14 +43,6 @@ _REDIRECT_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"content-length", b"0"),
 ]
-_LOCATION_SAFE = ":/?#[]@!$&'()*+,;=%~"
-
-
-def location_header(target: str) -> bytes:
-    """Stored targets are validated URLs; non-ASCII characters are percent-encoded for HTTP."""
-    if target.isascii():
-        return target.encode()
-    return quote(target, safe=_LOCATION_SAFE).encode()
 
 
 class Tracking:
@@ -72,8 +63,6 @@ class Tracking:
         self.recorder = recorder
         self.clock = clock
         self.trusted = parse_trusted_proxies(settings.trusted_proxies)
-        # By code, like the link cache: codes are never reused, ids may be (SQLite).
-        self.locations: dict[str, bytes] = {}
 
 
 def is_redirect(scope: Scope) -> bool:
@@ -108,10 +97,7 @@ async def redirect(tracking: Tracking, scope: Scope, send: Send) -> None:
             tracking.recorder.failed_records += 1
             CLICKS_FAILED.labels("record").inc()
             logger.exception("recording a click on link %s failed", link.id)
-    location = tracking.locations.get(code)
-    if location is None:
-        location = tracking.locations.setdefault(code, location_header(link.target))
-    await _send(send, 302, [(b"location", location), *_REDIRECT_HEADERS], b"")
+    await _send(send, 302, [(b"location", link.location), *_REDIRECT_HEADERS], b"")
     if scope["method"] == "GET":
         REDIRECT_FOUND.inc()
         REDIRECT_SECONDS.observe(time.perf_counter() - started)

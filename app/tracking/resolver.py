@@ -6,6 +6,7 @@ delivery's `sent_at` is cached once set (it is set once)."""
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,6 +19,16 @@ MISS_CACHE_SIZE = 50_000
 MISS_TTL_SECONDS = 5.0
 
 
+_LOCATION_SAFE = ":/?#[]@!$&'()*+,;=%~"
+
+
+def location_header(target: str) -> bytes:
+    """Stored targets are validated URLs; non-ASCII characters are percent-encoded for HTTP."""
+    if target.isascii():
+        return target.encode()
+    return quote(target, safe=_LOCATION_SAFE).encode()
+
+
 @dataclass(frozen=True, slots=True)
 class CachedLink:
     code: str
@@ -25,6 +36,7 @@ class CachedLink:
     target: str
     delivery_id: int | None
     facts: LinkFacts
+    location: bytes  # the `Location` header value, built once with the cached link
 
     @property
     def kind(self) -> str:
@@ -65,6 +77,7 @@ class LinkResolver:
             target=row.target,
             delivery_id=row.delivery_id,
             facts=link_facts(row),
+            location=location_header(row.target),
         )
         if len(self._links) >= LINK_CACHE_SIZE:
             del self._links[next(iter(self._links))]
