@@ -120,20 +120,20 @@ async def _run_worker(settings: Settings) -> None:
     import signal
 
     from app.core.security import Signer
-    from app.sending.worker import Worker
+    from app.sending.engine import build_worker, start_click_retention
 
     engine = make_engine(settings.database_url, **settings.pool_options())
-    worker = Worker(
-        settings=settings,
-        sessionmaker=make_sessionmaker(engine),
-        signer=Signer(settings.signing_key()),
-    )
+    sessionmaker = make_sessionmaker(engine)
+    worker = build_worker(settings, sessionmaker, Signer(settings.signing_key()))
+    retention = start_click_retention(settings, sessionmaker)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.stop)
     try:
         await worker.run()
     finally:
+        retention.cancel()
+        await asyncio.gather(retention, return_exceptions=True)
         await engine.dispose()
 
 

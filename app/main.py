@@ -22,8 +22,8 @@ from app.dashboard.router import router as dashboard_router
 from app.health import router as health_router
 from app.keys.router import router as keys_router
 from app.pages.router import router as pages_router
+from app.sending.engine import build_worker, start_click_retention
 from app.sending.router import router as sending_router
-from app.sending.worker import Worker
 from app.stats.router import router as stats_router
 from app.tracking.fastpath import OPENAPI_PATHS, Tracking, is_redirect, redirect
 from app.tracking.recorder import ClickRecorder
@@ -61,13 +61,12 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
             salts=VisitorSalts(engine),
             recorder=recorder,
         )
-        worker_task = None
+        worker_task = retention_task = None
         if settings.worker == "on":
-            worker = Worker(
-                settings=settings, sessionmaker=app.state.sessionmaker, signer=app.state.signer
-            )
+            worker = build_worker(settings, app.state.sessionmaker, app.state.signer)
             app.state.worker = worker
             worker_task = asyncio.create_task(worker.run(), name="amplify-worker")
+            retention_task = start_click_retention(settings, app.state.sessionmaker)
         _settle_garbage_collector()
         try:
             yield
@@ -75,6 +74,9 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
             if worker_task is not None:
                 app.state.worker.stop()
                 await worker_task
+            if retention_task is not None:
+                retention_task.cancel()
+                await asyncio.gather(retention_task, return_exceptions=True)
             await recorder.close()
             await engine.dispose()
 

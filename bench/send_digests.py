@@ -32,8 +32,10 @@ from app.core.migrate import upgrade
 from app.keys import service as keys_service
 from app.main import create_app
 from app.models import Amplifier, Campaign, Delivery, Role
+from app.sending.engine import build_worker
 from app.sending.mailer import SmtpConfig, SmtpConnection
-from app.sending.worker import Worker
+from app.sending.parts import Claim
+from app.sending.store import SqlDeliveryStore
 from bench.common import amplifier_rows
 
 NETWORKS = ["linkedin", "x", "facebook", "whatsapp"]
@@ -197,7 +199,7 @@ async def main() -> int:
         try:
             sample = tmp / "sample.eml"
             config = SmtpConfig(host="127.0.0.1", port=port, tls="none", user=None, password=None)
-            worker = Worker(settings=settings, sessionmaker=maker, signer=app.state.signer)
+            worker = build_worker(settings, maker, app.state.signer)
             # One real digest, pre-rendered, for the blast baseline.
             async with maker() as session:
                 first_id, first_amplifier = (
@@ -207,10 +209,11 @@ async def main() -> int:
                         .limit(1)
                     )
                 ).one()
-            job = (await worker.store.load_jobs([(first_id, campaign["id"], first_amplifier, 1)]))[
-                0
-            ]
-            message, _mid = await worker._build(job, eight_bit=True)
+            claim = Claim(first_id, campaign["id"], first_amplifier, 1)
+            store = SqlDeliveryStore(maker, settings, worker.worker_id)
+            job = (await store.load_jobs([claim]))[0]
+            state = (await store.campaign_states([campaign["id"]]))[campaign["id"]]
+            message = (await worker.composer.compose(job, state=state, eight_bit=True)).raw
             sample.write_bytes(message)
             blast_seconds = await blast(config, args.connections, args.amplifiers, message)
 

@@ -55,6 +55,24 @@ CLAIM_BATCH_SIZE = Histogram(
     "Deliveries claimed per round trip by a worker.",
     buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000),
 )
+LEASES_LOST = Counter(
+    "amplify_worker_leases_lost_total",
+    "Deliveries a worker stopped holding before it was done with them: `before_send` (not "
+    "sent: the lease could not be renewed in time) or `outcome_ignored` (another worker had "
+    "taken the delivery over when the outcome was written).",
+    ("stage",),
+)
+CLICK_COMMIT_INTERVAL = Histogram(
+    "amplify_click_commit_interval_seconds",
+    "Time between the starts of consecutive click commits while clicks keep arriving.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5),
+)
+CLICK_WAIT_SECONDS = Histogram(
+    "amplify_click_wait_seconds",
+    "How long the oldest click of a batch waited in memory until its commit finished: what a "
+    "crash at that moment would have lost at most.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5),
+)
 DELIVERIES_PENDING = Gauge(
     "amplify_deliveries_pending",
     "Deliveries waiting to be sent (the queue depth), read from the database at scrape time.",

@@ -1,13 +1,20 @@
 """Privacy: raw clicks and visitor sets are deleted after the retention period; the hourly
 rollups stay, so every statistic survives the purge."""
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.db import utcnow
 from app.models import Click, LinkVisitor, VisitorSalt
+
+logger = logging.getLogger("amplify.retention")
+
+PURGE_EVERY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +38,27 @@ async def purge_old_clicks(session: AsyncSession, *, now: datetime, retention_da
         visitors=int(visitors.rowcount),  # type: ignore[attr-defined]
         salts=int(salts.rowcount),  # type: ignore[attr-defined]
     )
+
+
+async def purge_clicks_periodically(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    retention_days: int,
+    every_seconds: float = PURGE_EVERY_SECONDS,
+) -> None:
+    """The retention job: purge now, then every `every_seconds`, until cancelled."""
+    while True:
+        try:
+            async with sessionmaker.begin() as session:
+                purged = await purge_old_clicks(
+                    session, now=utcnow(), retention_days=retention_days
+                )
+            if purged.clicks or purged.visitors:
+                logger.info(
+                    "retention: purged %s clicks, %s visitor entries",
+                    purged.clicks,
+                    purged.visitors,
+                )
+        except Exception:
+            logger.exception("purging old clicks failed")
+        await asyncio.sleep(every_seconds)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.models import Campaign
+from app.sending.engine import build_worker
 from app.sending.worker import Worker
 from tests.conftest import make_settings
 from tests.factories import OrgClients, campaign_payload
@@ -41,10 +42,8 @@ def worker_settings(
 def run_worker(app: FastAPI, worker_settings: Callable[..., Settings]) -> Callable[..., Any]:
     @asynccontextmanager
     async def running(**overrides: Any) -> AsyncIterator[Worker]:
-        worker = Worker(
-            settings=worker_settings(**overrides),
-            sessionmaker=app.state.sessionmaker,
-            signer=app.state.signer,
+        worker = build_worker(
+            worker_settings(**overrides), app.state.sessionmaker, app.state.signer
         )
         task = asyncio.create_task(worker.run())
         try:

@@ -1,0 +1,397 @@
+"""The delivery store of the send engine: claims, leases and outcomes as set-based SQL.
+
+Claims are leases (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite serialises writers), so any
+number of workers share the queue and a dead worker's deliveries are taken over when its lease
+expires. A worker writes only outcomes of deliveries it still holds: once another worker has
+taken one over, a late retry, failure or release from the first changes nothing. Rows are
+locked in id order in every transaction that writes several, so two workers never deadlock
+on each other's deliveries.
+"""
+
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.core.db import utcnow
+from app.core.metrics import CLAIM_BATCH_SIZE, LEASES_LOST, MAILS
+from app.models import (
+    Amplifier,
+    AmplifierStatus,
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    Link,
+    LinkKind,
+    Message,
+    Organization,
+)
+from app.sending.parts import CampaignState, Claim, Job, Outcome, OutcomeStatus
+from app.sending.render import CampaignContent, MessageContent
+
+logger = logging.getLogger("amplify.worker")
+
+IDS_PER_STATEMENT = 5_000
+
+
+def backoff_seconds(attempts: int, settings: Settings) -> float:
+    """Exponential backoff with full jitter in the upper half."""
+    ceiling: float = min(
+        settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(0, attempts - 1)
+    )
+    return ceiling / 2 + random.random() * ceiling / 2
+
+
+def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [
+        ids[start : start + IDS_PER_STATEMENT] for start in range(0, len(ids), IDS_PER_STATEMENT)
+    ]
+
+
+class SqlDeliveryStore:
+    """The `parts.DeliveryStore` of one worker, on SQLite or PostgreSQL."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, worker_id: str
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.worker_id = worker_id
+
+    def _locked(self, session: AsyncSession, query: Select[Any]) -> Select[Any]:
+        """Row locks in id order on PostgreSQL (SQLite has one writer at a time anyway)."""
+        query = query.order_by(Delivery.id)
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(of=Delivery)
+        return query
+
+    async def promote_scheduled(self) -> int:
+        async with self.sessionmaker.begin() as session:
+            result = await session.execute(
+                update(Campaign)
+                .where(
+                    Campaign.status == CampaignStatus.SCHEDULED, Campaign.scheduled_at <= utcnow()
+                )
+                .values(status=CampaignStatus.SENDING, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def claim(self, limit: int) -> list[Claim]:
+        now = utcnow()
+        async with self.sessionmaker.begin() as session:
+            due = (
+                select(Delivery.id)
+                .join(Campaign, Campaign.id == Delivery.campaign_id)
+                .where(
+                    Delivery.status == DeliveryStatus.PENDING,
+                    Delivery.next_attempt_at <= now,
+                    or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
+                    Campaign.status == CampaignStatus.SENDING,
+                )
+                .order_by(Delivery.next_attempt_at, Delivery.id)
+                .limit(limit)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True, of=Delivery)
+            rows = await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(due.scalar_subquery()))
+                .values(
+                    lease_owner=self.worker_id,
+                    lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
+                    attempts=Delivery.attempts + 1,
+                )
+                .returning(
+                    Delivery.id, Delivery.campaign_id, Delivery.amplifier_id, Delivery.attempts
+                )
+                .execution_options(synchronize_session=False)
+            )
+            claimed = [Claim(*row) for row in rows.all()]
+        if claimed:
+            CLAIM_BATCH_SIZE.observe(len(claimed))
+        return sorted(claimed, key=lambda claim: claim.delivery_id)
+
+    async def load_jobs(self, claims: Sequence[Claim]) -> list[Job]:
+        ids = [claim.delivery_id for claim in claims]
+        async with self.sessionmaker() as session:
+            people = {
+                row.id: row
+                for row in (
+                    await session.execute(
+                        select(Delivery.id, Amplifier.email, Amplifier.name, Amplifier.status)
+                        .outerjoin(Amplifier, Amplifier.id == Delivery.amplifier_id)
+                        .where(Delivery.id.in_(ids))
+                    )
+                ).all()
+            }
+            shares: dict[int, dict[tuple[int, str], str]] = {i: {} for i in ids}
+            links = await session.execute(
+                select(Link.delivery_id, Link.message_id, Link.network, Link.code).where(
+                    Link.delivery_id.in_(ids), Link.kind == LinkKind.SHARE
+                )
+            )
+            for link in links.all():
+                assert link.delivery_id is not None
+                shares[link.delivery_id][(link.message_id, link.network)] = (
+                    f"{self.settings.public_url}/r/{link.code}"
+                )
+        return [
+            _job(claim, people.get(claim.delivery_id), shares[claim.delivery_id])
+            for claim in claims
+        ]
+
+    async def campaign_content(self, campaign_id: int) -> tuple[datetime, CampaignContent]:
+        async with self.sessionmaker() as session:
+            campaign, org_name = (
+                await session.execute(
+                    select(Campaign, Organization.name)
+                    .join(Organization, Organization.id == Campaign.organization_id)
+                    .where(Campaign.id == campaign_id)
+                )
+            ).one()
+            messages = (
+                await session.scalars(
+                    select(Message)
+                    .where(Message.campaign_id == campaign_id)
+                    .order_by(Message.position)
+                )
+            ).all()
+        content = CampaignContent(
+            organization_name=org_name,
+            name=campaign.name,
+            subject=campaign.subject,
+            intro=campaign.intro or "",
+            messages=[
+                MessageContent(
+                    id=m.id, position=m.position, text=m.text, url=m.url, image_url=m.image_url
+                )
+                for m in messages
+            ],
+        )
+        return campaign.updated_at, content
+
+    async def campaign_states(self, campaign_ids: Iterable[int]) -> dict[int, CampaignState]:
+        ids = list(campaign_ids)
+        if not ids:
+            return {}
+        async with self.sessionmaker() as session:
+            rows = await session.execute(
+                select(Campaign.id, Campaign.status, Campaign.updated_at).where(
+                    Campaign.id.in_(ids)
+                )
+            )
+            return {row.id: CampaignState(row.status, row.updated_at) for row in rows.all()}
+
+    async def renew_leases(self, delivery_ids: Sequence[int]) -> set[int]:
+        renewed: set[int] = set()
+        async with self.sessionmaker.begin() as session:
+            expires = utcnow() + timedelta(seconds=self.settings.lease_seconds)
+            for chunk in _chunks(sorted(delivery_ids)):
+                mine = self._locked(session, self._held_by_me(chunk))
+                result = await session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(mine.scalar_subquery()))
+                    .values(lease_expires_at=expires)
+                    .returning(Delivery.id)
+                    .execution_options(synchronize_session=False)
+                )
+                renewed.update(result.scalars().all())
+        return renewed
+
+    def _held_by_me(self, ids: Sequence[int]) -> Select[Any]:
+        return select(Delivery.id).where(
+            Delivery.id.in_(ids),
+            Delivery.lease_owner == self.worker_id,
+            Delivery.status == DeliveryStatus.PENDING,
+        )
+
+    async def release(self, delivery_ids: Sequence[int]) -> None:
+        if delivery_ids:
+            async with self.sessionmaker.begin() as session:
+                await self._release(session, sorted(delivery_ids))
+
+    async def _release(self, session: AsyncSession, delivery_ids: Sequence[int]) -> None:
+        for chunk in _chunks(delivery_ids):
+            mine = self._locked(session, self._held_by_me(chunk))
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(mine.scalar_subquery()))
+                .values(lease_owner=None, lease_expires_at=None, attempts=Delivery.attempts - 1)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def apply(self, outcomes: Sequence[Outcome]) -> int:
+        """Write a batch of outcomes, bounce addresses, pause failing and finish done campaigns.
+
+        A sent mail is recorded whoever holds the delivery now (it did go out, and the holder's
+        next renewal then finds it gone and does not send it again); every other outcome only
+        while this worker still holds the delivery."""
+        if not outcomes:
+            return 0
+        async with self.sessionmaker.begin() as session:
+            owners = await self._lock_pending(session, [o.job.delivery_id for o in outcomes])
+            kept = [
+                o
+                for o in outcomes
+                if o.job.delivery_id in owners
+                and (o.status == OutcomeStatus.SENT or owners[o.job.delivery_id] == self.worker_id)
+            ]
+            await self._write(session, kept)
+        for status, label in (
+            (OutcomeStatus.SENT, "sent"),
+            (OutcomeStatus.FAILED, "failed"),
+            (OutcomeStatus.RETRY, "retried"),
+        ):
+            count = sum(1 for o in kept if o.status == status)
+            if count:
+                MAILS.labels(label).inc(count)
+        ignored = len(outcomes) - len(kept)
+        if ignored:
+            LEASES_LOST.labels("outcome_ignored").inc(ignored)
+            logger.warning(
+                "%s outcomes ignored: their deliveries were taken over or finished elsewhere",
+                ignored,
+            )
+        return ignored
+
+    async def _lock_pending(
+        self, session: AsyncSession, ids: Sequence[int]
+    ) -> dict[int, str | None]:
+        owners: dict[int, str | None] = {}
+        for chunk in _chunks(sorted(set(ids))):
+            query = (
+                select(Delivery.id, Delivery.lease_owner)
+                .where(Delivery.id.in_(chunk), Delivery.status == DeliveryStatus.PENDING)
+                .order_by(Delivery.id)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(of=Delivery)
+            owners.update({row.id: row.lease_owner for row in (await session.execute(query)).all()})
+        return owners
+
+    async def _write(self, session: AsyncSession, outcomes: Sequence[Outcome]) -> None:
+        by_status: dict[OutcomeStatus, list[Outcome]] = {status: [] for status in OutcomeStatus}
+        for outcome in sorted(outcomes, key=lambda o: o.job.delivery_id):
+            by_status[outcome.status].append(outcome)
+        released = [o.job.delivery_id for o in by_status[OutcomeStatus.RELEASE]]
+        if released:
+            await self._release(session, released)
+        rows = [
+            _row(o, self.settings)
+            for status, group in by_status.items()
+            if status != OutcomeStatus.RELEASE
+            for o in group
+        ]
+        if rows:
+            await session.execute(update(Delivery), rows)
+        failed = by_status[OutcomeStatus.FAILED]
+        bounced = sorted({o.job.amplifier_id for o in failed if o.bounce and o.job.amplifier_id})
+        if bounced:
+            await session.execute(
+                update(Amplifier)
+                .where(Amplifier.id.in_(bounced), Amplifier.status == AmplifierStatus.ACTIVE)
+                .values(status=AmplifierStatus.BOUNCED, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        if failed:
+            await self._pause_failing(session, sorted({o.job.campaign_id for o in failed}))
+        if outcomes:
+            await self._finish_done(session, sorted({o.job.campaign_id for o in outcomes}))
+
+    async def _pause_failing(self, session: AsyncSession, campaign_ids: Sequence[int]) -> None:
+        """Pause a campaign whose outcomes since its last resume are mostly failures."""
+        for campaign_id in campaign_ids:
+            resumed_at = await session.scalar(
+                select(Campaign.resumed_at).where(Campaign.id == campaign_id)
+            )
+            recent = select(Delivery.status, func.count()).where(
+                Delivery.campaign_id == campaign_id,
+                Delivery.status.in_((DeliveryStatus.SENT, DeliveryStatus.FAILED)),
+            )
+            if resumed_at is not None:
+                recent = recent.where(Delivery.updated_at >= resumed_at)
+            counts = dict((await session.execute(recent.group_by(Delivery.status))).all())
+            failures = counts.get(DeliveryStatus.FAILED, 0)
+            finished = failures + counts.get(DeliveryStatus.SENT, 0)
+            if (
+                failures >= self.settings.pause_min_errors
+                and failures / finished >= self.settings.pause_error_rate
+            ):
+                result = await session.execute(
+                    update(Campaign)
+                    .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING)
+                    .values(status=CampaignStatus.PAUSED, updated_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    logger.warning(
+                        "campaign %s paused: %s of %s deliveries failed",
+                        campaign_id,
+                        failures,
+                        finished,
+                    )
+
+    async def finish_done(self) -> None:
+        """Sweep for campaigns with nothing left pending. Two workers marking the last
+        deliveries of a campaign at the same moment each still see the other's as pending."""
+        async with self.sessionmaker.begin() as session:
+            await self._finish_done(session, None)
+
+    async def _finish_done(self, session: AsyncSession, campaign_ids: Sequence[int] | None) -> None:
+        still_pending = exists().where(
+            and_(Delivery.campaign_id == Campaign.id, Delivery.status == DeliveryStatus.PENDING)
+        )
+        stmt = update(Campaign).where(Campaign.status == CampaignStatus.SENDING, ~still_pending)
+        if campaign_ids is not None:
+            stmt = stmt.where(Campaign.id.in_(campaign_ids))
+        await session.execute(
+            stmt.values(
+                status=CampaignStatus.SENT, sent_at=utcnow(), updated_at=utcnow()
+            ).execution_options(synchronize_session=False)
+        )
+
+
+def _job(claim: Claim, person: object | None, share_urls: dict[tuple[int, str], str]) -> Job:
+    return Job(
+        delivery_id=claim.delivery_id,
+        campaign_id=claim.campaign_id,
+        amplifier_id=claim.amplifier_id,
+        attempts=claim.attempts,
+        email=getattr(person, "email", None),
+        name=getattr(person, "name", None),
+        amplifier_status=getattr(person, "status", None),
+        share_urls=share_urls,
+        networks=tuple(dict.fromkeys(network for _, network in share_urls)),
+    )
+
+
+def _row(outcome: Outcome, settings: Settings) -> dict[str, object]:
+    """The delivery's new column values for one outcome (not a release)."""
+    row: dict[str, object] = {
+        "id": outcome.job.delivery_id,
+        "last_error": outcome.error,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": outcome.at,
+    }
+    if outcome.status == OutcomeStatus.SENT:
+        row |= {
+            "status": DeliveryStatus.SENT,
+            "sent_at": outcome.at,
+            "message_id": outcome.message_id,
+        }
+    elif outcome.status == OutcomeStatus.RETRY:
+        delay = timedelta(seconds=backoff_seconds(outcome.job.attempts, settings))
+        row |= {"status": DeliveryStatus.PENDING, "next_attempt_at": outcome.at + delay}
+    elif outcome.status == OutcomeStatus.FAILED:
+        row["status"] = DeliveryStatus.FAILED
+    else:
+        row["status"] = DeliveryStatus.CANCELLED
+    return row
