@@ -1,17 +1,20 @@
 """Batched, durable click recording (group commit) with the rollups in the same transaction.
 
 The redirect appends a click to memory and answers at once; a background task commits the
-pending clicks every `AMPLIFY_CLICK_FLUSH_SECONDS` (or sooner when many are waiting), together
-with the per-link hourly rollups and the unique-visitor sets. A failed commit keeps its clicks
-and retries; shutting down flushes everything, so no answered click is lost on a clean stop.
+pending clicks at the latest `AMPLIFY_CLICK_FLUSH_SECONDS` after the oldest of them arrived (or
+sooner when many are waiting), together with the per-link hourly rollups and the unique-visitor
+sets. Clicks keep arriving while a batch commits, so under load a commit starts as soon as the
+previous one ends: an answered click waits at most the flush interval or one commit, whichever
+is longer, plus its own commit — all that a crash can lose. A failed commit keeps its clicks and
+retries; shutting down flushes everything, so no answered click is lost on a clean stop.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -22,7 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.metrics import (
     CLICK_BATCH_SIZE,
+    CLICK_COMMIT_INTERVAL,
     CLICK_FLUSH_FAILURES,
+    CLICK_WAIT_SECONDS,
     CLICKS_FAILED,
     CLICKS_PENDING,
     CLICKS_RECORDED,
@@ -305,6 +310,16 @@ async def _apply_stats(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class CommitTiming:
+    """One committed batch, on the recorder's clock."""
+
+    started: float
+    finished: float
+    oldest_arrived: float
+    clicks: int
+
+
 class ClickRecorder:
     """Holds answered clicks until they are committed; see the module docstring."""
 
@@ -316,8 +331,10 @@ class ClickRecorder:
         max_batch: int = 10_000,
         high_water: int = 20_000,
         max_pending: int = 1_000_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
+        self.clock = clock
         self.flush_seconds = flush_seconds
         self.max_batch = max_batch
         self.high_water = high_water
@@ -328,6 +345,11 @@ class ClickRecorder:
         self._room.set()
         self._healthy = True
         self._pending: list[ClickEvent] = []
+        # When the oldest pending click arrived: its batch's deadline counts from then.
+        self._oldest_arrived = 0.0
+        self._last_commit: CommitTiming | None = None
+        self.recent_commits: deque[CommitTiming] = deque(maxlen=1000)
+        # Set by the first click into an empty buffer, a full batch and closing.
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -356,6 +378,9 @@ class ClickRecorder:
                     "click buffer full (%s): dropped %s clicks", self.max_pending, self.dropped
                 )
             return
+        if not self._pending:
+            self._oldest_arrived = self.clock()
+            self._wake.set()
         self._pending.append(click)
         if len(self._pending) >= self.max_batch:
             self._wake.set()
@@ -394,10 +419,7 @@ class ClickRecorder:
     async def _run(self) -> None:
         failures = 0
         while True:
-            if not self._closing:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.flush_seconds)
-                self._wake.clear()
+            await self._batch_due()
             if not self._pending:
                 if self._closing:
                     return
@@ -408,6 +430,21 @@ class ClickRecorder:
                 failures += 1
                 await asyncio.sleep(min(5.0, 0.1 * 2**failures))
 
+    async def _batch_due(self) -> None:
+        """Return when the oldest pending click has waited `flush_seconds`, a batch is full,
+        or the recorder is closing."""
+        while not self._closing:
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            remaining = self._oldest_arrived + self.flush_seconds - self.clock()
+            if remaining <= 0 or len(self._pending) >= self.max_batch:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=remaining)
+
     async def _flush_batch(self) -> bool:
         async with self._flushing:
             if not self._pending:
@@ -416,6 +453,8 @@ class ClickRecorder:
 
     async def _flush_locked(self) -> bool:
         batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        # Clicks left over from a batch larger than max_batch keep the old deadline (passed).
+        oldest_arrived, started = self._oldest_arrived, self.clock()
         try:
             async with self.engine.begin() as connection:
                 await store_clicks(connection, batch)
@@ -426,6 +465,7 @@ class ClickRecorder:
             except Exception:
                 kept = batch
             self._pending = kept + self._pending
+            self._oldest_arrived = oldest_arrived
             if len(kept) == len(batch):
                 self.failed_flushes += 1
                 self._flushed(ok=False)
@@ -438,14 +478,24 @@ class ClickRecorder:
         except Exception:
             self.failed_flushes += 1
             self._pending = batch + self._pending
+            self._oldest_arrived = oldest_arrived
             self._flushed(ok=False)
             logger.exception("storing %s clicks failed; they are kept and retried", len(batch))
             return False
         self.recorded += len(batch)
         CLICKS_RECORDED.inc(len(batch))
         CLICK_BATCH_SIZE.observe(len(batch))
+        self._committed(CommitTiming(started, self.clock(), oldest_arrived, len(batch)))
         self._flushed(ok=True)
         return True
+
+    def _committed(self, timing: CommitTiming) -> None:
+        previous, self._last_commit = self._last_commit, timing
+        self.recent_commits.append(timing)
+        CLICK_WAIT_SECONDS.observe(timing.finished - timing.oldest_arrived)
+        if previous is not None and timing.oldest_arrived <= previous.finished:
+            # Clicks were waiting when the previous commit ended: the load is continuous.
+            CLICK_COMMIT_INTERVAL.observe(timing.started - previous.started)
 
     def _flushed(self, *, ok: bool) -> None:
         self._healthy = ok

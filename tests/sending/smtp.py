@@ -1,5 +1,6 @@
 """A real SMTP server (aiosmtpd) for tests: records every accepted mail, and can refuse on cue."""
 
+import asyncio
 import socket
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class RecordingHandler:
     rcpt_replies: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
     data_replies: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
     attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    data_delay: float = 0.0  # seconds before answering DATA: a slow relay
 
     async def handle_RCPT(
         self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -49,6 +51,8 @@ class RecordingHandler:
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         recipient = envelope.rcpt_tos[0]
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         replies = self.data_replies.get(recipient)
         if replies:
             return replies.popleft()
@@ -57,6 +61,9 @@ class RecordingHandler:
 
     def recipients(self) -> list[str]:
         return [r.recipient for r in self.received]
+
+    def message_ids(self) -> list[str]:
+        return [str(r.parsed()["Message-ID"]) for r in self.received]
 
 
 class SmtpServer:

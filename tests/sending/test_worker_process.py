@@ -5,7 +5,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from sqlalchemy import select
+
 from app.core.config import Settings
+from app.models import Delivery
 from tests.conftest import TEST_SECRET
 from tests.factories import OrgClients
 from tests.sending.conftest import (
@@ -19,7 +22,7 @@ from tests.sending.smtp import SmtpServer
 
 
 async def _start_worker(
-    settings: Settings, smtp_port: int, tmp_root: Path
+    settings: Settings, smtp_port: int, tmp_root: Path, **extra_env: str
 ) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
@@ -32,6 +35,7 @@ async def _start_worker(
         "AMPLIFY_LEASE_SECONDS": "1",
         "AMPLIFY_WORKER_POLL_SECONDS": "0.05",
         "AMPLIFY_VAR_DIR": str(tmp_root / "var"),
+        **extra_env,
     }
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -76,3 +80,41 @@ class TestWorkerProcess:
         duplicates = sum(counts.values()) - len(counts)
         # At most the mails accepted but not yet marked when the worker died.
         assert duplicates <= 8, counts.most_common(10)
+
+    async def test_two_healthy_workers_with_a_short_lease_send_each_digest_once(
+        self,
+        org_a: OrgClients,
+        smtp_server: SmtpServer,
+        settings: Settings,
+        tmp_root: Path,
+        sessionmaker,
+    ) -> None:
+        # 600 digests through a relay that answers in 10 ms, each worker keeping up to 200 in
+        # hand while the lease is half a second: a worker that renewed only when a claim came
+        # back empty would see the other claim and send its queued mails again.
+        smtp_server.handler.data_delay = 0.01
+        await make_roster(org_a, 600)
+        emails = {f"amp{i}@example.com" for i in range(600)}
+        campaign = await make_campaign(org_a)
+        await send_campaign(org_a, campaign["id"])
+        env = {
+            "AMPLIFY_SEND_RATE": "0",
+            "AMPLIFY_LEASE_SECONDS": "0.5",
+            "AMPLIFY_SMTP_CONNECTIONS": "2",
+            "AMPLIFY_WORKER_BATCH": "100",
+        }
+        workers = [await _start_worker(settings, smtp_server.port, tmp_root, **env) for _ in "ab"]
+        try:
+            await wait_for_status(sessionmaker, campaign["id"], timeout=90)
+        finally:
+            for worker in workers:
+                worker.send_signal(signal.SIGTERM)
+            codes = [await asyncio.wait_for(w.wait(), timeout=20) for w in workers]
+        assert codes == [0, 0]
+        counts = Counter(smtp_server.handler.recipients())
+        assert set(counts) == emails
+        assert set(counts.values()) == {1}, counts.most_common(5)
+        assert len(set(smtp_server.handler.message_ids())) == len(emails)
+        async with sessionmaker() as session:
+            attempts = (await session.scalars(select(Delivery.attempts))).all()
+        assert set(attempts) == {1}

@@ -1,6 +1,7 @@
 """The click recorder on its own: atomic flushes and flow control, against the real database."""
 
 import asyncio
+import itertools
 
 import pytest
 from sqlalchemy import func, select, text
@@ -98,3 +99,50 @@ class TestFlowControl:
         await recorder.flush()
         assert recorder.pending == 0
         assert await _count(sessionmaker, Click) == 16
+
+
+async def _stall_writes(engine, seconds: float) -> None:
+    """Hold the lock a click commit needs for `seconds`."""
+    async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.execute(text("LOCK TABLE click_rollups IN EXCLUSIVE MODE"))
+        else:
+            await connection.execute(text("DELETE FROM click_rollups WHERE link_id = -1"))
+            await connection.execute(
+                text("INSERT INTO visitor_salts (day, salt) VALUES ('1999-01-01', 'x')")
+            )
+        await asyncio.sleep(seconds)
+        await connection.rollback()
+
+
+class TestCadence:
+    async def test_under_continuous_load_no_click_waits_past_the_interval_plus_a_commit(
+        self, app, link_id, sessionmaker
+    ) -> None:
+        # 20,000 clicks a second for 1.5 s, and once the database stalls a commit for 0.3 s:
+        # the clicks that arrived meanwhile must be committed right after it, not after
+        # another full interval (which is what a wait counted from the end of a commit does).
+        recorder = ClickRecorder(app.state.engine, flush_seconds=0.1)
+        recorder.start()
+        sent = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 1.5
+        stall = None
+        while loop.time() < deadline:
+            for _ in range(200):
+                recorder.record(_click(link_id, f"{sent % 5000:032x}"))
+                sent += 1
+            if stall is None and loop.time() > deadline - 1.0:
+                stall = asyncio.create_task(_stall_writes(app.state.engine, 0.3))
+            await asyncio.sleep(0.01)
+        assert stall is not None
+        await stall
+        await recorder.close()
+        assert await _count(sessionmaker, Click) == sent
+        commits = list(recorder.recent_commits)
+        assert len(commits) >= 5
+        assert max(c.finished - c.started for c in commits) >= 0.25  # the stall happened
+        for previous, commit in itertools.pairwise(commits):
+            previous_commit = previous.finished - previous.started
+            waited = commit.started - commit.oldest_arrived
+            assert waited <= max(0.1, previous_commit) + 0.05, (waited, previous_commit)
