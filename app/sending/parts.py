@@ -53,6 +53,7 @@ class Outcome:
     error: str | None = None
     message_id: str | None = None
     bounce: bool = False
+    retry_at: datetime | None = None  # RETRY: not before then
     at: datetime = field(default_factory=utcnow)
 
 

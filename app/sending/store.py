@@ -9,7 +9,6 @@ on each other's deliveries.
 """
 
 import logging
-import random
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,14 +37,6 @@ from app.sending.render import CampaignContent, MessageContent
 logger = logging.getLogger("amplify.worker")
 
 IDS_PER_STATEMENT = 5_000
-
-
-def backoff_seconds(attempts: int, settings: Settings) -> float:
-    """Exponential backoff with full jitter in the upper half."""
-    ceiling: float = min(
-        settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(0, attempts - 1)
-    )
-    return ceiling / 2 + random.random() * ceiling / 2
 
 
 def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
@@ -284,7 +275,7 @@ class SqlDeliveryStore:
         if released:
             await self._release(session, released)
         rows = [
-            _row(o, self.settings)
+            _row(o)
             for status, group in by_status.items()
             if status != OutcomeStatus.RELEASE
             for o in group
@@ -372,7 +363,7 @@ def _job(claim: Claim, person: object | None, share_urls: dict[tuple[int, str], 
     )
 
 
-def _row(outcome: Outcome, settings: Settings) -> dict[str, object]:
+def _row(outcome: Outcome) -> dict[str, object]:
     """The delivery's new column values for one outcome (not a release)."""
     row: dict[str, object] = {
         "id": outcome.job.delivery_id,
@@ -388,8 +379,7 @@ def _row(outcome: Outcome, settings: Settings) -> dict[str, object]:
             "message_id": outcome.message_id,
         }
     elif outcome.status == OutcomeStatus.RETRY:
-        delay = timedelta(seconds=backoff_seconds(outcome.job.attempts, settings))
-        row |= {"status": DeliveryStatus.PENDING, "next_attempt_at": outcome.at + delay}
+        row |= {"status": DeliveryStatus.PENDING, "next_attempt_at": outcome.retry_at or outcome.at}
     elif outcome.status == OutcomeStatus.FAILED:
         row["status"] = DeliveryStatus.FAILED
     else:

@@ -14,13 +14,16 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import secrets
 import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 
 from app.core.config import Settings
+from app.core.db import utcnow
 from app.core.metrics import LEASES_LOST
 from app.models import AmplifierStatus, CampaignStatus
 from app.sending.mailer import RateLimiter, SendError
@@ -44,6 +47,14 @@ STATE_REFRESH_SECONDS = 0.5
 THROUGHPUT_WINDOW = 10.0
 
 Clock = Callable[[], float]
+
+
+def backoff_seconds(attempts: int, settings: Settings) -> float:
+    """Exponential backoff with full jitter in the upper half."""
+    ceiling: float = min(
+        settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(0, attempts - 1)
+    )
+    return ceiling / 2 + random.random() * ceiling / 2
 
 
 def new_worker_id() -> str:
@@ -337,9 +348,7 @@ class Worker:
                     outcome = await self._deliver(job, transport)
                 except Exception as exc:  # a bug must not kill the sender or lose the job
                     logger.exception("delivery %s failed unexpectedly", job.delivery_id)
-                    outcome = Outcome(
-                        job, OutcomeStatus.RETRY, error=f"internal: {type(exc).__name__}"
-                    )
+                    outcome = self._retry(job, f"internal: {type(exc).__name__}")
                 finally:
                     self._queue.task_done()
                 self.throughput.finished()
@@ -372,12 +381,17 @@ class Worker:
             return Outcome(job, OutcomeStatus.FAILED, error=f"cannot build the mail: {exc}")
         except SendError as exc:
             if exc.transient and job.attempts < self.settings.max_attempts:
-                return Outcome(job, OutcomeStatus.RETRY, error=str(exc))
+                return self._retry(job, str(exc))
             reason = (
                 str(exc) if not exc.transient else f"gave up after {job.attempts} attempts: {exc}"
             )
             return Outcome(job, OutcomeStatus.FAILED, error=reason, bounce=exc.bounce)
         return Outcome(job, OutcomeStatus.SENT, message_id=mail.message_id)
+
+    def _retry(self, job: Job, error: str) -> Outcome:
+        delay = timedelta(seconds=backoff_seconds(job.attempts, self.settings))
+        now = utcnow()
+        return Outcome(job, OutcomeStatus.RETRY, error=error, retry_at=now + delay, at=now)
 
     async def _marker(self) -> None:
         while True:

@@ -7,11 +7,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from app.core.db import utcnow
 from app.sending.parts import CampaignState, Claim, Job, Outcome, OutcomeStatus
 from app.sending.render import CampaignContent, MessageContent
 
 CAMPAIGN_ID = 1
 VERSION = datetime(2026, 1, 1, tzinfo=UTC)
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 CONTENT = CampaignContent(
     organization_name="Acme",
     name="Launch",
@@ -33,6 +35,8 @@ class Row:
     expires: float = 0.0
     attempts: int = 0
     message_id: str | None = None
+    not_before: datetime = LONG_AGO
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -73,7 +77,9 @@ class MemoryStore:
         due = [
             row
             for row in self.queue.rows.values()
-            if row.status == "pending" and (row.owner is None or row.expires < now)
+            if row.status == "pending"
+            and (row.owner is None or row.expires < now)
+            and row.not_before <= utcnow()
         ][:limit]
         for row in due:
             row.owner, row.expires = self.worker_id, now + self.queue.lease_seconds
@@ -133,6 +139,11 @@ class MemoryStore:
                 await self.release([row.delivery_id])
                 continue
             row.owner = None
+            if outcome.error:
+                row.errors.append(outcome.error)
+            if outcome.status == OutcomeStatus.RETRY:
+                assert outcome.retry_at is not None
+                row.not_before = outcome.retry_at
             if outcome.status == OutcomeStatus.SENT:
                 row.status, row.message_id = "sent", outcome.message_id
             elif outcome.status != OutcomeStatus.RETRY:

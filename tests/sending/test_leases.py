@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.core.config import Settings
+from app.core.db import utcnow
 from app.core.security import Signer
 from app.sending.compose import DigestComposer
 from app.sending.mailer import SmtpConfig, SmtpConnection
@@ -158,3 +159,21 @@ class TestTwoWorkers:
         await task
         counts = Counter(smtp_server.handler.recipients())
         assert len(counts) == 40 and set(counts.values()) == {1}, counts.most_common(3)
+
+
+class TestRetries:
+    async def test_a_refused_mail_waits_out_its_backoff_then_goes(
+        self, worker_settings, smtp_server: SmtpServer
+    ) -> None:
+        smtp_server.handler.rcpt_replies["amp1@example.com"].append("451 4.3.0 try later")
+        settings = worker_settings(retry_base_seconds=0.4, retry_max_seconds=1)
+        queue = MemoryQueue(lease_seconds=5)
+        queue.add(2)
+        started = utcnow()
+        await _run_both([_worker(queue, "a", settings, smtp_server)], queue)
+        row = queue.rows[1]
+        assert row.status == "sent" and row.attempts == 2
+        assert row.errors == ["RCPT: 451 4.3.0 try later"]
+        # The first backoff is 0.2–0.4 s (full jitter in the upper half of 0.4 s).
+        assert 0.2 <= (row.not_before - started).total_seconds() <= 0.6
+        assert smtp_server.handler.attempts["amp1@example.com"] == 2
