@@ -119,21 +119,21 @@ class TestCadence:
     async def test_under_continuous_load_no_click_waits_past_the_interval_plus_a_commit(
         self, app, link_id, sessionmaker
     ) -> None:
-        # 20,000 clicks a second for 1.5 s, and once the database stalls a commit for 0.3 s:
-        # the clicks that arrived meanwhile must be committed right after it, not after
-        # another full interval (which is what a wait counted from the end of a commit does).
-        recorder = ClickRecorder(app.state.engine, flush_seconds=0.1)
+        # 10,000 clicks a second for 2 s, and once the database stalls a commit for 0.6 s:
+        # the clicks that arrived meanwhile (fewer than a full batch) must be committed right
+        # after it, not a whole interval later (what a wait counted from a commit's end does).
+        recorder = ClickRecorder(app.state.engine, flush_seconds=0.25)
         recorder.start()
         sent = 0
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 1.5
+        deadline = loop.time() + 2.0
         stall = None
         while loop.time() < deadline:
-            for _ in range(200):
+            for _ in range(100):
                 recorder.record(_click(link_id, f"{sent % 5000:032x}"))
                 sent += 1
-            if stall is None and loop.time() > deadline - 1.0:
-                stall = asyncio.create_task(_stall_writes(app.state.engine, 0.3))
+            if stall is None and loop.time() > deadline - 1.5:
+                stall = asyncio.create_task(_stall_writes(app.state.engine, 0.6))
             await asyncio.sleep(0.01)
         assert stall is not None
         await stall
@@ -141,8 +141,10 @@ class TestCadence:
         assert await _count(sessionmaker, Click) == sent
         commits = list(recorder.recent_commits)
         assert len(commits) >= 5
-        assert max(c.finished - c.started for c in commits) >= 0.25  # the stall happened
+        assert max(c.finished - c.started for c in commits) >= 0.5  # the stall happened
         for previous, commit in itertools.pairwise(commits):
             previous_commit = previous.finished - previous.started
             waited = commit.started - commit.oldest_arrived
-            assert waited <= max(0.1, previous_commit) + 0.05, (waited, previous_commit)
+            # Slack for a busy machine's event loop; a wait counted from the end of the
+            # previous commit would add the whole 0.25 s interval after the stall.
+            assert waited <= max(0.25, previous_commit) + 0.1, (waited, previous_commit)
