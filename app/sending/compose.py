@@ -12,7 +12,13 @@ from urllib.parse import quote
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.security import Signer
-from app.pages.tokens import unsubscribe_mailto_base, unsubscribe_token, web_version_url
+from app.core.public_links import (
+    UNSUBSCRIBE,
+    unsubscribe_mailto_base,
+    unsubscribe_token,
+    url_of_token,
+    web_version_url,
+)
 from app.sending.mime import CampaignHeaders, build_digest, domain_of, envelope_address, message_id
 from app.sending.parts import CampaignState, ComposedMail, Job
 from app.sending.render import CampaignContent, DigestPrototype, Recipient
@@ -48,7 +54,7 @@ class DigestComposer:
             prototype = DigestPrototype(campaign.content, job.networks)
             campaign.prototypes[job.networks] = prototype
         token = unsubscribe_token(self.signer, job.amplifier_id)
-        unsubscribe = f"{self.settings.public_url}/u/{token}"
+        unsubscribe = url_of_token(self.settings.public_url, UNSUBSCRIBE, token)
         text, html = prototype.render_parts(
             Recipient(
                 name=job.name or "",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from app.core.public_links import redirect_url
 from app.models import LinkKind
 from app.sending.networks import SharePost, share_url
 
@@ -94,7 +95,7 @@ def link_rows(
             share_code = next(codes)
             post = SharePost(
                 text=message.network_text.get(network) or message.text,
-                visit_url=f"{public_url}/r/{visit_code}",
+                visit_url=redirect_url(public_url, visit_code),
                 hashtags=message.hashtags,
             )
             visit_target_url = targets[(message.id, network)]

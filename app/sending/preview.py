@@ -5,9 +5,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.amplifiers import service as amplifiers
 from app.campaigns import service as campaigns
+from app.core.public_links import (
+    DIGEST,
+    UNSUBSCRIBE,
+    redirect_url,
+    stand_in_url,
+    unsubscribe_url,
+    web_version_url,
+)
 from app.core.security import Signer
 from app.models import Campaign, Link, LinkKind, Organization
-from app.pages.tokens import unsubscribe_url, web_version_url
 from app.sending import service
 from app.sending.networks import SharePost, share_url
 from app.sending.render import CampaignContent, MessageContent, Recipient, render_digest
@@ -39,7 +46,7 @@ async def share_urls_of_delivery(
             Link.delivery_id == delivery_id, Link.kind == LinkKind.SHARE
         )
     )
-    return {(m, n): f"{public_url}/r/{code}" for m, n, code in rows.all()}
+    return {(m, n): redirect_url(public_url, code) for m, n, code in rows.all()}
 
 
 def _draft_share_urls(
@@ -51,7 +58,7 @@ def _draft_share_urls(
             n,
             SharePost(
                 text=(m.network_text or {}).get(n) or m.text,
-                visit_url=f"{public_url}/r/preview",
+                visit_url=stand_in_url(public_url),
                 hashtags=m.hashtags or [],
             ),
         )
@@ -94,11 +101,11 @@ async def preview_html(
         web = web_version_url(public_url, signer, delivery.id)
     else:
         shares = _draft_share_urls(campaign, networks, public_url)
-        web = f"{public_url}/a/preview"
+        web = stand_in_url(public_url, DIGEST)
     unsubscribe = (
         unsubscribe_url(public_url, signer, amplifier_id)
         if amplifier_id
-        else f"{public_url}/u/preview"
+        else stand_in_url(public_url, UNSUBSCRIBE)
     )
     rendered = render_digest(
         await campaign_content(session, campaign),

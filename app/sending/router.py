@@ -3,19 +3,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
-from app.campaigns import service as campaigns
 from app.campaigns.schemas import CampaignRead
 from app.core.deps import EditorDep, SessionDep, SettingsDep, SignerDep, ViewerDep
 from app.core.errors import InvalidInput
-from app.core.pagination import (
-    DEFAULT_LIMIT,
-    CursorQuery,
-    LimitQuery,
-    Page,
-    decode_cursor,
-    encode_cursor,
-)
-from app.models import Delivery
+from app.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.sending import preview as preview_service
 from app.sending import service
 from app.sending.schemas import DeliveryRead, SendRequest
@@ -85,18 +76,15 @@ async def list_deliveries(
     cursor: CursorQuery = None,
 ) -> Page[DeliveryRead]:
     """List the campaign's deliveries (one per amplifier in the snapshot)."""
-    await campaigns.get(session, organization_id=principal.organization_id, campaign_id=campaign_id)
-    after = decode_cursor(signer, cursor, f"deliveries.{campaign_id}")
-    if after is not None and not isinstance(after, int):
-        raise InvalidInput("The cursor is not valid for this list.")
-    stmt = service.deliveries_query(campaign_id=campaign_id, status=status)
-    if after is not None:
-        stmt = stmt.where(Delivery.id > after)
-    rows = (await session.execute(stmt.order_by(Delivery.id).limit(limit + 1))).all()
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(signer, rows[-1][0].id, f"deliveries.{campaign_id}")
+    rows, next_cursor = await service.list_deliveries(
+        session,
+        organization_id=principal.organization_id,
+        campaign_id=campaign_id,
+        status=status,
+        signer=signer,
+        limit=limit,
+        cursor=cursor,
+    )
     items = [
         DeliveryRead.model_validate(
             {

@@ -4,13 +4,15 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy import Row, Select, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns import service as campaigns
 from app.core.db import bulk_insert, json_array_contains_any, utcnow
 from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.pagination import paginate_rows_by_id
+from app.core.security import Signer
 from app.models import (
     Amplifier,
     AmplifierStatus,
@@ -243,7 +245,19 @@ async def resume(session: AsyncSession, *, organization_id: int, campaign_id: in
     return campaign
 
 
-def deliveries_query(*, campaign_id: int, status: str | None) -> Select[Delivery, str]:
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    organization_id: int,
+    campaign_id: int,
+    status: str | None,
+    signer: Signer,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[Row[*tuple[Any, ...]]], str | None]:
+    """The campaign's deliveries after the cursor, as rows of (Delivery, email), and the next
+    page's cursor; raises CampaignNotFound for another organization's campaign."""
+    await campaigns.get(session, organization_id=organization_id, campaign_id=campaign_id)
     stmt = (
         select(Delivery, Amplifier.email)
         .outerjoin(Amplifier, Amplifier.id == Delivery.amplifier_id)
@@ -251,7 +265,16 @@ def deliveries_query(*, campaign_id: int, status: str | None) -> Select[Delivery
     )
     if status is not None:
         stmt = stmt.where(Delivery.status == status)
-    return stmt
+    return await paginate_rows_by_id(
+        session,
+        stmt,
+        Delivery.id,
+        row_id=lambda row: int(row.Delivery.id),
+        signer=signer,
+        purpose=f"deliveries.{campaign_id}",
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 async def delivery_counts(session: AsyncSession, *, campaign_id: int) -> dict[str, int]:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.db import utcnow
+from app.core.public_links import redirect_url
 from app.core.metrics import CLAIM_BATCH_SIZE, LEASES_LOST, MAILS
 from app.models import (
     Amplifier,
@@ -130,8 +131,8 @@ class SqlDeliveryStore:
             )
             for link in links.all():
                 assert link.delivery_id is not None
-                shares[link.delivery_id][(link.message_id, link.network)] = (
-                    f"{self.settings.public_url}/r/{link.code}"
+                shares[link.delivery_id][(link.message_id, link.network)] = redirect_url(
+                    self.settings.public_url, link.code
                 )
         return [
             _job(claim, people.get(claim.delivery_id), shares[claim.delivery_id])

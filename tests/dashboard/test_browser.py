@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.pages.tokens import digest_token, unsubscribe_token
+from app.core.public_links import DIGEST, page_token, unsubscribe_token
 from tests.dashboard.conftest import CAMPAIGN_NAME, MESSAGES, ROSTER, Seed, Tab
 from tests.factories import OrgClients
 
@@ -178,7 +178,7 @@ class TestAmplifierPages:
     ) -> None:
         page = tab.page
         signer = app.state.signer
-        response = await page.goto(f"/a/{digest_token(signer, seed.delivery['ada'])}")
+        response = await page.goto(f"/a/{page_token(signer, DIGEST, seed.delivery['ada'])}")
         assert response is not None and response.status == 200
         body = page.locator("body")
         await body.locator("text=Read the story").wait_for()
