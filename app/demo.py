@@ -32,7 +32,7 @@ import typer
 import uvicorn
 from sqlalchemy import func, select
 
-from app.core.config import Settings, get_settings
+from app.core.config import Settings, get_settings, parse_trusted_proxies
 from app.core.db import make_engine, session_scope
 from app.core.migrate import upgrade
 from app.keys import service as keys_service
@@ -453,8 +453,8 @@ def demo_settings(
     """The service's settings for the demo: its database, its sink (never a real relay: the
     roster's addresses are made up), links to this server, and X-Forwarded-For trusted from this
     machine so that the simulated visitors have their own addresses."""
-    trusted = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
-    for proxy in ("127.0.0.1", "::1", client_host.strip("[]")):
+    trusted = list(settings.trusted_proxies)
+    for proxy in parse_trusted_proxies(f"127.0.0.1, ::1, {client_host.strip('[]')}"):
         if proxy not in trusted:
             trusted.append(proxy)
     update: dict[str, Any] = {
@@ -468,7 +468,7 @@ def demo_settings(
         "send_rate": 0.0,
         "worker": "on",
         "worker_poll_seconds": min(settings.worker_poll_seconds, POLL_SECONDS),
-        "trusted_proxies": ", ".join(trusted),
+        "trusted_proxies": tuple(trusted),
     }
     if "scanner_window" not in settings.model_fields_set:
         update["scanner_window"] = DEMO_SCANNER_WINDOW

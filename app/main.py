@@ -24,6 +24,7 @@ from app.keys.router import router as keys_router
 from app.pages.router import router as pages_router
 from app.sending.engine import build_worker, start_click_retention
 from app.sending.router import router as sending_router
+from app.stats.caching import AnswerCache
 from app.stats.router import router as stats_router
 from app.tracking.fastpath import OPENAPI_PATHS, Tracking, is_redirect, redirect
 from app.tracking.recorder import ClickRecorder
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
     )
     app.state.settings = settings
     app.state.signer = Signer(settings.signing_key())
+    app.state.answers = AnswerCache()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObservedRequests)

@@ -18,7 +18,6 @@ from app.core.config import Settings
 from app.core.db import Base, make_engine
 from app.core.migrate import upgrade
 from app.main import create_app
-from app.stats.answers import ANSWERS
 from app.tracking.salts import VisitorSalts
 from tests.factories import OrgClients, make_org_clients
 from tests.sending.smtp import SmtpServer
@@ -118,7 +117,7 @@ async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     await application.state.tracking.recorder.flush()  # no click of this test leaks into the next
     # The day's visitor salt is cached; the table is about to be emptied.
     application.state.tracking.salts = VisitorSalts(application.state.engine)
-    ANSWERS.clear()  # ids restart with the emptied tables
+    application.state.answers.clear()  # ids restart with the emptied tables
     engine = application.state.engine
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     async with engine.begin() as connection:

@@ -1,15 +1,43 @@
 """One Settings object: every `AMPLIFY_*` variable, also read from `.env`."""
 
+import ipaddress
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/amplify.db"
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _unmapped(network: IPNetwork) -> IPNetwork:
+    """IPv4-mapped IPv6 as IPv4 (::ffff:10.0.0.0/104 → 10.0.0.0/8), as client_ip unmaps peers."""
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            return ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+    return network
+
+
+def parse_trusted_proxies(value: str) -> tuple[IPNetwork, ...]:
+    """Networks from comma-separated addresses and CIDRs ("127.0.0.1, 10.0.0.0/8, ::1")."""
+    networks: list[IPNetwork] = []
+    for raw in value.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        try:
+            # strict: "10.0.0.1/8" is more likely a typo than a way to write 10.0.0.0/8
+            network = ipaddress.ip_network(entry)
+        except ValueError as exc:
+            raise ValueError(f"invalid trusted proxy {entry!r}: {exc}") from None
+        networks.append(_unmapped(network))
+    return tuple(networks)
 
 
 class Settings(BaseSettings):
@@ -35,7 +63,8 @@ class Settings(BaseSettings):
     scanner_window: int = Field(default=10, ge=0)
     unsubscribe_mailto: str | None = None
     click_retention_days: int = Field(default=90, ge=1)
-    trusted_proxies: str = ""
+    # "127.0.0.1, 10.0.0.0/8, ::1" in the environment
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     click_flush_seconds: float = Field(default=0.1, gt=0, le=10)
     metrics_token: str | None = Field(default=None, min_length=16)
     db_pool_size: int = Field(default=10, ge=1, le=500)
@@ -76,13 +105,10 @@ class Settings(BaseSettings):
             return {}
         return {"pool_size": self.db_pool_size, "max_overflow": self.db_max_overflow}
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", mode="before")
     @classmethod
-    def _trusted_proxies_parse(cls, value: str) -> str:
-        from app.tracking.clients import parse_trusted_proxies
-
-        parse_trusted_proxies(value)
-        return value
+    def _trusted_proxies_parse(cls, value: object) -> object:
+        return parse_trusted_proxies(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _production_needs_secret(self) -> "Settings":

@@ -166,10 +166,15 @@ async def _campaign(
     )
 
 
-async def _stats(session: SessionDep, principal: ViewerDep, campaign_id: int) -> CampaignStats:
+async def _stats(
+    request: Request, session: SessionDep, principal: ViewerDep, campaign_id: int
+) -> CampaignStats:
     """The API's own answer, from its cache while the campaign's numbers are unchanged."""
     return await answers.campaign_stats(
-        session, organization_id=principal.organization_id, campaign_id=campaign_id
+        answers.get_answers(request),
+        session,
+        organization_id=principal.organization_id,
+        campaign_id=campaign_id,
     )
 
 
@@ -234,7 +239,7 @@ async def networks_chart(
 ) -> Response:
     """Share clicks and visits per network, as horizontal bars."""
     campaign = await _campaign(session, principal, campaign_id)
-    answer = await _stats(session, principal, campaign.id)
+    answer = await _stats(request, session, principal, campaign.id)
     rows = [
         (NETWORK_NAMES.get(network, network), (counts.share_clicks, counts.visits))
         for network, counts in answer.by_network.items()
@@ -257,7 +262,7 @@ async def messages_chart(
 ) -> Response:
     """Share clicks and visits per message, as horizontal bars labelled with the text."""
     campaign = await _campaign(session, principal, campaign_id, messages=True)
-    answer = await _stats(session, principal, campaign.id)
+    answer = await _stats(request, session, principal, campaign.id)
     texts = {message.id: message.text for message in campaign.messages}
     rows = [
         (f"#{m.position + 1} {texts.get(m.message_id, '')}", (m.share_clicks, m.visits))
@@ -305,6 +310,6 @@ async def funnel_chart(
 ) -> Response:
     """The campaign's funnel: sent → sharers → share clicks → visits."""
     campaign = await _campaign(session, principal, campaign_id)
-    answer = await _stats(session, principal, campaign.id)
+    answer = await _stats(request, session, principal, campaign.id)
     markup = charts.funnel_chart(funnel_stages(answer), title=f"{campaign.name}: funnel")
     return _svg(request, markup)

@@ -1,20 +1,25 @@
-"""Campaign answers kept per process behind the version of their inputs (see AnswerCache): the
-API, its SSE stream and the dashboard's charts all read them here, so a change is aggregated
-once however many of them ask."""
+"""Campaign answers kept per app behind the version of their inputs (see AnswerCache, on
+`app.state.answers`): the API, its SSE stream and the dashboard's charts all read them here, so
+a change is aggregated once however many of them ask."""
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.stats import service
 from app.stats.caching import AnswerCache
 from app.stats.schemas import CampaignStats
 
-ANSWERS = AnswerCache()
+
+def get_answers(request: Request) -> AnswerCache:
+    answers: AnswerCache = request.app.state.answers
+    return answers
 
 
 async def cached(
+    answers: AnswerCache,
     session: AsyncSession,
     organization_id: int,
     campaign_id: int,
@@ -27,15 +32,15 @@ async def cached(
         session, organization_id=organization_id, campaign_id=campaign_id
     )
     key = (organization_id, campaign_id, *question)
-    body = ANSWERS.get(key, version)
+    body = answers.get(key, version)
     if body is None:
         body = await compute()
-        ANSWERS.put(key, version, body)
+        answers.put(key, version, body)
     return body
 
 
 async def campaign_stats_body(
-    session: AsyncSession, organization_id: int, campaign_id: int
+    answers: AnswerCache, session: AsyncSession, organization_id: int, campaign_id: int
 ) -> bytes:
     async def compute() -> bytes:
         answer = await service.campaign_stats(
@@ -43,11 +48,11 @@ async def campaign_stats_body(
         )
         return answer.model_dump_json().encode()
 
-    return await cached(session, organization_id, campaign_id, ("stats",), compute)
+    return await cached(answers, session, organization_id, campaign_id, ("stats",), compute)
 
 
 async def campaign_stats(
-    session: AsyncSession, *, organization_id: int, campaign_id: int
+    answers: AnswerCache, session: AsyncSession, *, organization_id: int, campaign_id: int
 ) -> CampaignStats:
-    body = await campaign_stats_body(session, organization_id, campaign_id)
+    body = await campaign_stats_body(answers, session, organization_id, campaign_id)
     return CampaignStats.model_validate_json(body)

@@ -22,7 +22,7 @@ from app.core.pagination import (
 )
 from app.core.schemas import NETWORKS
 from app.stats import cpc, service
-from app.stats.answers import cached, campaign_stats_body
+from app.stats.answers import cached, campaign_stats_body, get_answers
 from app.stats.caching import conditional, etag_of
 from app.stats.schemas import (
     AmplifierStats,
@@ -83,7 +83,9 @@ async def campaign_stats(
     campaign_id: int, request: Request, session: SessionDep, principal: ViewerDep
 ) -> Response:
     """Totals, by network and by message, for dashboards: poll with `If-None-Match`."""
-    body = await campaign_stats_body(session, principal.organization_id, campaign_id)
+    body = await campaign_stats_body(
+        get_answers(request), session, principal.organization_id, campaign_id
+    )
     return conditional(request, body, "application/json")
 
 
@@ -119,7 +121,9 @@ async def campaign_amplifier_stats(
         return page.model_dump_json().encode()
 
     question = ("amplifiers", offset, limit)
-    body = await cached(session, principal.organization_id, campaign_id, question, compute)
+    body = await cached(
+        get_answers(request), session, principal.organization_id, campaign_id, question, compute
+    )
     return conditional(request, body, "application/json")
 
 
@@ -195,7 +199,9 @@ async def campaign_stats_csv(
         )
         return _csv(rows).encode()
 
-    body = await cached(session, principal.organization_id, campaign_id, ("csv",), compute)
+    body = await cached(
+        get_answers(request), session, principal.organization_id, campaign_id, ("csv",), compute
+    )
     return conditional(
         request,
         body,
@@ -248,13 +254,14 @@ async def campaign_stats_stream(
     ] = 3600,
 ) -> StreamingResponse:
     """Server-Sent Events: the campaign stats now and whenever they change (at most 1/s)."""
-    first = await campaign_stats_body(session, principal.organization_id, campaign_id)
+    answers = get_answers(request)
+    first = await campaign_stats_body(answers, session, principal.organization_id, campaign_id)
     maker = request.app.state.sessionmaker
     seen = request.headers.get("last-event-id")
 
     async def latest() -> bytes:
         async with maker() as fresh:
-            return await campaign_stats_body(fresh, principal.organization_id, campaign_id)
+            return await campaign_stats_body(answers, fresh, principal.organization_id, campaign_id)
 
     async def events() -> AsyncIterator[bytes]:
         body = first

@@ -10,8 +10,9 @@ import re
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from app.core.config import IPNetwork
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 UNKNOWN_CLIENT = "0.0.0.0"
 MAX_HOST_LENGTH = 255
@@ -21,31 +22,6 @@ ADDRESS_CACHE_SIZE = 16_384
 MAX_ADDRESS_TEXT = 100
 
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
-
-
-def _unmapped(network: IPNetwork) -> IPNetwork:
-    """IPv4-mapped IPv6 as IPv4 (::ffff:10.0.0.0/104 → 10.0.0.0/8), as client_ip unmaps peers."""
-    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
-        mapped = network.network_address.ipv4_mapped
-        if mapped is not None:
-            return ipaddress.IPv4Network((mapped, network.prefixlen - 96))
-    return network
-
-
-def parse_trusted_proxies(value: str) -> tuple[IPNetwork, ...]:
-    """Networks from comma-separated addresses and CIDRs ("127.0.0.1, 10.0.0.0/8, ::1")."""
-    networks: list[IPNetwork] = []
-    for raw in value.split(","):
-        entry = raw.strip()
-        if not entry:
-            continue
-        try:
-            # strict: "10.0.0.1/8" is more likely a typo than a way to write 10.0.0.0/8
-            network = ipaddress.ip_network(entry)
-        except ValueError as exc:
-            raise ValueError(f"invalid trusted proxy {entry!r}: {exc}") from None
-        networks.append(_unmapped(network))
-    return tuple(networks)
 
 
 def _address(text: str) -> IPAddress | None:

@@ -20,7 +20,7 @@ from app.core.metrics import (
 )
 from app.models import LinkKind
 from app.tracking.bots import classify_user_agent, user_agent_class
-from app.tracking.clients import client_ip, parse_trusted_proxies, referrer_host, visitor_key
+from app.tracking.clients import client_ip, referrer_host, visitor_key
 from app.tracking.codes import looks_like_code
 from app.tracking.recorder import ClickEvent, ClickRecorder
 from app.tracking.resolver import CachedLink, LinkResolver
@@ -62,7 +62,7 @@ class Tracking:
         self.salts = salts
         self.recorder = recorder
         self.clock = clock
-        self.trusted = parse_trusted_proxies(settings.trusted_proxies)
+        self.trusted = settings.trusted_proxies
 
 
 def is_redirect(scope: Scope) -> bool:

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, text
 
+from app.core.config import parse_trusted_proxies
 from app.models import Click, ClickRollup, LinkVisitor, VisitorSalt
 from app.tracking.retention import purge_old_clicks
 from tests.tracking.conftest import CHROME, FIREFOX
@@ -196,7 +197,9 @@ class TestUniqueVisitors:
         code = sent.code("ada@example.com", 0, "linkedin", "visit")
         keys = {}
         for trusted in ("", "127.0.0.1"):
-            proxied = create_app(settings.model_copy(update={"trusted_proxies": trusted}))
+            proxied = create_app(
+                settings.model_copy(update={"trusted_proxies": parse_trusted_proxies(trusted)})
+            )
             async with proxied.router.lifespan_context(proxied):
                 proxied.state.tracking.clock = clock
                 transport = httpx.ASGITransport(app=proxied, client=("127.0.0.1", 5000))
@@ -215,7 +218,9 @@ class TestUniqueVisitors:
         from app.main import create_app
 
         sent = await sent_campaign(now=clock.now)
-        proxied = create_app(settings.model_copy(update={"trusted_proxies": "127.0.0.1"}))
+        proxied = create_app(
+            settings.model_copy(update={"trusted_proxies": parse_trusted_proxies("127.0.0.1")})
+        )
         async with proxied.router.lifespan_context(proxied):
             transport = httpx.ASGITransport(app=proxied, client=("127.0.0.1", 5000))
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
