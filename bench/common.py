@@ -1,47 +1,55 @@
 """What several benches share: their database (a SQLite temp file, or a throwaway PostgreSQL
-database beside the one given, dropped at the end) and a generated roster."""
+database beside the one given, dropped at the end), their settings, a generated roster and the
+campaign they send."""
 
-import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import insert
 
-from app.core.db import make_engine
+from app.core.config import Settings
+from app.core.db import session_scope
+from app.core.scratch_databases import create_scratch_database
+from app.keys import service as keys_service
+from app.models import Amplifier, Role
 
-
-async def create_scratch_database(url: str, tag: str) -> str:
-    base = make_url(url)
-    name = f"{base.database}_bench_{tag}_{os.getpid()}"
-    engine = make_engine(url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    await engine.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_scratch_database(url: str, scratch_url: str) -> None:
-    name = make_url(scratch_url).database
-    engine = make_engine(url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await engine.dispose()
+SECRET = "bench-secret-key-bench-secret-key-bench"
+NETWORKS = ["linkedin", "x", "facebook", "whatsapp"]
 
 
 async def bench_database(base_url: str | None, tag: str, tmp: Path) -> tuple[str, bool]:
     """The URL the bench runs on, and whether it is a scratch database to drop afterwards."""
     if base_url and base_url.startswith("postgresql"):
-        return await create_scratch_database(base_url, tag), True
+        return await create_scratch_database(base_url, f"bench_{tag}"), True
     if base_url:
         return base_url, False
     return f"sqlite+aiosqlite:///{tmp / 'bench.db'}", False
 
 
+def bench_settings(url: str, tmp: Path, **overrides: Any) -> Settings:
+    """The service's settings for a bench: a fixed secret, no worker, its files in `tmp`."""
+    values: dict[str, Any] = {
+        "database_url": url,
+        "secret_key": SECRET,
+        "public_url": "http://127.0.0.1:8000",
+        "var_dir": tmp / "var",
+        "worker": "off",
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)
+
+
 def amplifier_rows(
-    organization_id: int, count: int, networks: list[str], now: datetime
+    organization_id: int,
+    count: int,
+    networks: list[str],
+    now: datetime,
+    audience: Callable[[], dict[str, int]] = lambda: {"linkedin": 500},
 ) -> list[dict[str, Any]]:
     """`count` active amplifiers amp0@example.com … on `networks`, for a bulk insert."""
     return [
@@ -52,7 +60,7 @@ def amplifier_rows(
             "name": f"Amplifier {i}",
             "tags": ["bench"],
             "networks": networks,
-            "audience": {"linkedin": 500},
+            "audience": audience(),
             "locale": "en",
             "status": "active",
             "created_at": now,
@@ -60,3 +68,64 @@ def amplifier_rows(
         }
         for i in range(count)
     ]
+
+
+@dataclass(frozen=True)
+class BenchOrganization:
+    id: int
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def seed_organization(
+    app: FastAPI,
+    *,
+    name: str,
+    role: Role,
+    roster: Callable[[int], list[dict[str, Any]]] | None = None,
+) -> BenchOrganization:
+    """An organization with an API key of `role` and the amplifiers `roster(organization_id)`
+    gives."""
+    async for session in session_scope(app.state.sessionmaker):
+        org = await keys_service.get_or_create_organization(session, name=name)
+        _key, plain = await keys_service.create(
+            session, organization_id=org.id, role=role, name="bench"
+        )
+        if roster is not None:
+            await session.execute(insert(Amplifier), roster(org.id))
+        seeded = BenchOrganization(id=org.id, key=plain)
+    return seeded
+
+
+async def create_campaign(
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    *,
+    name: str = "Bench launch",
+    intro: str = "Three things worth sharing this week.",
+    messages: int = 3,
+) -> dict[str, Any]:
+    """A draft campaign of `messages` messages on every bench network, through the API."""
+    response = await http.post(
+        "/api/v1/campaigns",
+        headers=headers,
+        json={
+            "name": name,
+            "subject": "Help us spread the word – bench",
+            "intro": intro,
+            "networks": NETWORKS,
+            "messages": [
+                {
+                    "text": f"Message {n}: we shipped something great",
+                    "url": f"https://example.com/{n}",
+                }
+                for n in range(messages)
+            ],
+        },
+    )
+    assert response.status_code == 201, response.text
+    campaign: dict[str, Any] = response.json()
+    return campaign

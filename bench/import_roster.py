@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 from app.core.config import Settings  # noqa: E402
 from app.core.db import session_scope  # noqa: E402
 from app.core.migrate import upgrade  # noqa: E402
-from app.keys import service as keys_service  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.models import Organization, Role  # noqa: E402
+from bench.common import bench_settings, seed_organization  # noqa: E402
 
 LIMIT_SECONDS = 3.0
 HEADER = ["email", "name", "tags", "networks", "locale", "audience_linkedin", "audience_x"]
@@ -103,12 +103,8 @@ async def run(settings: Settings, rows: int) -> int:
     app = create_app(settings)
     org_name = f"bench-{secrets.token_hex(4)}"
     async with app.router.lifespan_context(app):
-        async for session in session_scope(app.state.sessionmaker):
-            org = await keys_service.get_or_create_organization(session, name=org_name)
-            _, key = await keys_service.create(
-                session, organization_id=org.id, role=Role.EDITOR, name="bench"
-            )
-            org_id = org.id
+        org = await seed_organization(app, name=org_name, role=Role.EDITOR)
+        org_id, key = org.id, org.key
         try:
             body = build_csv(rows)
             floor = await baseline(app, body)
@@ -162,12 +158,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="amplify-bench-") as tmp:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         upgrade(url)
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None,
-            database_url=url,
-            secret_key="bench-secret-key-long-enough-for-signing-things",
-            var_dir=Path(tmp) / "var",
-            worker="off",
+        settings = bench_settings(
+            url,
+            Path(tmp),
             max_body_bytes=64 * 1024 * 1024,
             import_max_rows=max(args.rows, 100_000),
         )

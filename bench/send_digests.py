@@ -24,44 +24,33 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from app.core.config import Settings
-from app.core.db import session_scope, utcnow
+from app.core.db import utcnow
 from app.core.migrate import upgrade
-from app.keys import service as keys_service
 from app.main import create_app
-from app.models import Amplifier, Campaign, Delivery, Role
+from app.models import Campaign, Delivery, Role
 from app.sending.engine import build_worker
 from app.sending.mailer import SmtpConfig, SmtpConnection
 from app.sending.parts import Claim
 from app.sending.store import SqlDeliveryStore
-from bench.common import amplifier_rows
-
-NETWORKS = ["linkedin", "x", "facebook", "whatsapp"]
+from bench.common import (
+    NETWORKS,
+    amplifier_rows,
+    bench_settings,
+    create_campaign,
+    seed_organization,
+)
+from bench.load import apt_install, free_port
 
 
 def ensure_smtp_sink() -> str:
     path = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
     if Path(path).exists():
         return path
-    print("installing postfix (for smtp-sink) from Debian packages ...", flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "postfix"],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
+    apt_install("postfix")
     return "/usr/sbin/smtp-sink"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Sink:
@@ -142,13 +131,11 @@ async def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="amplify-bench-"))
     url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
     port = free_port()
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=url,
-        secret_key="bench-secret-key-bench-secret-key-bench",  # type: ignore[arg-type]
+    settings = bench_settings(
+        url,
+        tmp,
         public_url="https://amplify.example",
         var_dir=tmp,
-        worker="off",
         smtp_port=port,
         smtp_connections=args.connections,
         mail_from="Acme Advocacy <advocacy@acme.example>",
@@ -157,39 +144,17 @@ async def main() -> int:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         maker = app.state.sessionmaker
-        async for session in session_scope(maker):
-            org = await keys_service.get_or_create_organization(
-                session, name=f"Bench {time.time()}"
-            )
-            _key, plain = await keys_service.create(
-                session, organization_id=org.id, role=Role.EDITOR, name="bench"
-            )
-            now = utcnow()
-            await session.execute(
-                insert(Amplifier), amplifier_rows(org.id, args.amplifiers, NETWORKS, now)
-            )
-        headers = {"Authorization": f"Bearer {plain}"}
+        now = utcnow()
+        org = await seed_organization(
+            app,
+            name=f"Bench {time.time()}",
+            role=Role.EDITOR,
+            roster=lambda org_id: amplifier_rows(org_id, args.amplifiers, NETWORKS, now),
+        )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
-            campaign = (
-                await http.post(
-                    "/api/v1/campaigns",
-                    headers=headers,
-                    json={
-                        "name": "Bench launch",
-                        "subject": "Help us spread the word – bench",
-                        "intro": "Three things worth sharing this week.",
-                        "networks": NETWORKS,
-                        "messages": [
-                            {
-                                "text": f"Message {n}: we shipped something great",
-                                "url": f"https://example.com/{n}",
-                            }
-                            for n in range(3)
-                        ],
-                    },
-                )
-            ).json()
+            headers = org.headers
+            campaign = await create_campaign(http, headers)
             started = time.perf_counter()
             response = await http.post(f"/api/v1/campaigns/{campaign['id']}/send", headers=headers)
             snapshot_seconds = time.perf_counter() - started

@@ -39,21 +39,27 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
-from sqlalchemy import bindparam, case, insert, null, text, update
+from sqlalchemy import bindparam, case, null, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
-from app.core.db import UTCDateTime, make_engine, session_scope
+from app.core.db import UTCDateTime, make_engine
 from app.core.migrate import upgrade
-from app.keys import service as keys_service
+from app.core.scratch_databases import drop_scratch_database
 from app.main import create_app
-from app.models import Amplifier, Campaign, Delivery, DeliveryStatus, Link, Role
+from app.models import Campaign, Delivery, DeliveryStatus, Link, Role
 from app.stats.caching import AnswerCache
 from app.tracking.recorder import ClickEvent, store_clicks
-from bench.common import bench_database, drop_scratch_database
+from bench.common import (
+    NETWORKS,
+    amplifier_rows,
+    bench_database,
+    bench_settings,
+    create_campaign,
+    seed_organization,
+)
 
-NETWORKS = ["linkedin", "x", "facebook", "whatsapp"]
 NETWORK_WEIGHTS = {"linkedin": 0.45, "x": 0.25, "facebook": 0.2, "whatsapp": 0.1}
 MESSAGE_WEIGHTS = [0.35, 0.25, 0.18, 0.12, 0.10]
 REFERRERS = {
@@ -62,7 +68,6 @@ REFERRERS = {
     "facebook": "l.facebook.com",
     "whatsapp": None,
 }
-SECRET = "bench-secret-key-bench-secret-key-bench"
 HOURS = 72
 BATCH = 5_000
 PROGRESS_EVERY = 100_000
@@ -109,60 +114,34 @@ async def seed_campaign(
     rng = random.Random(11)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        maker = app.state.sessionmaker
-        async for session in session_scope(maker):
-            org = await keys_service.get_or_create_organization(session, name="Bench stats")
-            _key, plain = await keys_service.create(
-                session, organization_id=org.id, role=Role.ADMIN, name="bench"
-            )
-            joined = sent_at - timedelta(days=30)
-            rows = []
-            for i in range(amplifiers):
-                audience = {
-                    "linkedin": rng.randint(100, 5_000),
-                    "x": rng.randint(50, 20_000),
-                    "facebook": rng.randint(100, 2_000),
-                }
-                if rng.random() < 0.7:  # some never said how many they reach there
-                    audience["whatsapp"] = rng.randint(20, 300)
-                rows.append(
-                    {
-                        "organization_id": org.id,
-                        "email": f"amp{i}@example.com",
-                        "email_key": f"amp{i}@example.com",
-                        "name": f"Amplifier {i}",
-                        "tags": ["bench"],
-                        "networks": NETWORKS,
-                        "audience": audience,
-                        "locale": "en",
-                        "status": "active",
-                        "created_at": joined,
-                        "updated_at": joined,
-                    }
-                )
-            await session.execute(insert(Amplifier), rows)
-        headers = {"Authorization": f"Bearer {plain}"}
+        joined = sent_at - timedelta(days=30)
+
+        def audience() -> dict[str, int]:
+            reach = {
+                "linkedin": rng.randint(100, 5_000),
+                "x": rng.randint(50, 20_000),
+                "facebook": rng.randint(100, 2_000),
+            }
+            if rng.random() < 0.7:  # some never said how many they reach there
+                reach["whatsapp"] = rng.randint(20, 300)
+            return reach
+
+        org = await seed_organization(
+            app,
+            name="Bench stats",
+            role=Role.ADMIN,
+            roster=lambda org_id: amplifier_rows(org_id, amplifiers, NETWORKS, joined, audience),
+        )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
-            response = await http.post(
-                "/api/v1/campaigns",
-                headers=headers,
-                json={
-                    "name": "Bench stats launch",
-                    "subject": "Help us spread the word – bench",
-                    "intro": "Five things worth sharing this week.",
-                    "networks": NETWORKS,
-                    "messages": [
-                        {
-                            "text": f"Message {n}: we shipped something great",
-                            "url": f"https://example.com/{n}",
-                        }
-                        for n in range(len(MESSAGE_WEIGHTS))
-                    ],
-                },
+            headers = org.headers
+            campaign = await create_campaign(
+                http,
+                headers,
+                name="Bench stats launch",
+                intro="Five things worth sharing this week.",
+                messages=len(MESSAGE_WEIGHTS),
             )
-            assert response.status_code == 201, response.text
-            campaign = response.json()
             campaign_id = campaign["id"]
             message_ids = [m["id"] for m in sorted(campaign["messages"], key=_position)]
             response = await http.post(f"/api/v1/campaigns/{campaign_id}/send", headers=headers)
@@ -231,7 +210,7 @@ async def seed_campaign(
     seeded = Seeded(
         campaign_id=campaign_id,
         message_ids=message_ids,
-        key=plain,
+        key=org.key,
         amplifier_ids=amplifier_ids,
         top_amplifier=0,
         recipients=int(counts[0]),
@@ -682,15 +661,7 @@ async def main() -> int:
     keep = args.keep_database
     try:
         await asyncio.to_thread(upgrade, url)
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            database_url=url,
-            secret_key=SECRET,  # type: ignore[arg-type]
-            public_url="http://127.0.0.1:8000",
-            var_dir=tmp / "var",
-            worker="off",
-            scanner_window=0,
-        )
+        settings = bench_settings(url, tmp, scanner_window=0)
         now = datetime.now(UTC)
         sent_at = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=HOURS)
         print(f"database {backend}; seeding {args.amplifiers:,} amplifiers ...", flush=True)

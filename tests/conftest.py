@@ -3,7 +3,6 @@ the app over httpx, and two organizations with a key of every role."""
 
 import asyncio
 import os
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,8 +14,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.db import Base, make_engine
+from app.core.db import Base
 from app.core.migrate import upgrade
+from app.core.scratch_databases import create_scratch_database, drop_scratch_database
 from app.main import create_app
 from app.tracking.salts import VisitorSalts
 from tests.factories import OrgClients, make_org_clients
@@ -38,25 +38,6 @@ def _database_url(tmp_dir: Path) -> str:
     return url
 
 
-async def _create_run_database(url: str) -> str:
-    """A fresh database per test run beside the given one, so parallel runs never collide."""
-    base = make_url(url)
-    name = f"{base.database}_run_{os.getpid()}_{secrets.token_hex(3)}"
-    engine = make_engine(url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    await engine.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
-
-
-async def _drop_run_database(url: str, run_url: str) -> None:
-    name = make_url(run_url).database
-    engine = make_engine(url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("amplify")
@@ -69,12 +50,12 @@ async def database_url(tmp_root: Path) -> AsyncIterator[str]:
         await asyncio.to_thread(upgrade, url)
         yield url
         return
-    run_url = await _create_run_database(url)
+    run_url = await create_scratch_database(url, "run")
     try:
         await asyncio.to_thread(upgrade, run_url)
         yield run_url
     finally:
-        await _drop_run_database(url, run_url)
+        await drop_scratch_database(url, run_url)
 
 
 def make_settings(database_url: str, tmp_root: Path, **overrides: object) -> Settings:

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from app.core.config import Settings
 from app.core.db import make_engine, session_scope
 from app.core.migrate import upgrade
+from app.core.scratch_databases import create_scratch_database, drop_scratch_database
 from app.demo import (
     PREVIEW_BOTS,
     DemoError,
@@ -29,7 +30,7 @@ from app.demo import (
     run_demo,
 )
 from app.models import Campaign, Click, LinkKind, Organization
-from tests.conftest import TEST_SECRET, _create_run_database, _database_url, _drop_run_database
+from tests.conftest import TEST_SECRET, _database_url
 from tests.sending.smtp import free_port
 
 READY_TIMEOUT = 40
@@ -44,11 +45,11 @@ async def demo_settings(tmp_path: Path) -> AsyncIterator[Settings]:
     if not url.startswith("postgresql"):
         yield Settings(_env_file=None, **values)
         return
-    scratch = await _create_run_database(url)
+    scratch = await create_scratch_database(url, "run")
     try:
         yield Settings(_env_file=None, database_url=scratch, **values)
     finally:
-        await _drop_run_database(url, scratch)
+        await drop_scratch_database(url, scratch)
 
 
 class DemoThread:

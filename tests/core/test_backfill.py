@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.db import UTCDateTime, make_engine
 from app.core.migrate import current_revision, head_revision, upgrade
+from app.core.scratch_databases import create_scratch_database, drop_scratch_database
 from app.tracking.recorder import ClickEvent, store_clicks
-from tests.conftest import _create_run_database, _database_url, _drop_run_database
+from tests.conftest import _database_url
 
 SESSION_TIME_ZONE = "Pacific/Marquesas"
 
@@ -151,7 +152,7 @@ async def engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Asyn
     tmp_dir: Path = tmp_path_factory.mktemp("backfill")
     url = _database_url(tmp_dir)
     postgres = url.startswith("postgresql")
-    run_url = await _create_run_database(url) if postgres else url
+    run_url = await create_scratch_database(url, "run") if postgres else url
     try:
         if postgres:
             await _set_time_zone(url, run_url)
@@ -169,7 +170,7 @@ async def engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Asyn
             await migrated.dispose()
     finally:
         if postgres:
-            await _drop_run_database(url, run_url)
+            await drop_scratch_database(url, run_url)
 
 
 async def _rows(engine: AsyncEngine, sql: str, **types: Any) -> list[tuple[Any, ...]]:
