@@ -19,16 +19,10 @@ from app.core.config import Settings
 from app.core.db import make_engine, session_scope
 from app.core.migrate import upgrade
 from app.core.scratch_databases import create_scratch_database, drop_scratch_database
-from app.demo import (
-    PREVIEW_BOTS,
-    DemoError,
-    DemoResult,
-    LinkRow,
-    listen,
-    make_roster,
-    plan_clicks,
-    run_demo,
-)
+from app.demo import DemoError, DemoResult, run_demo
+from app.demo.clicks import LinkRow, plan_clicks
+from app.demo.data import PREVIEW_BOTS, make_roster
+from app.demo.sandbox import listen
 from app.models import Campaign, Click, LinkKind, Organization
 from tests.conftest import TEST_SECRET, _database_url
 from tests.sending.smtp import free_port
