@@ -226,9 +226,7 @@ async def bench_amplify(
         show_wrk(f"amplify, {args.seconds} s + {PARK_SECONDS} s parked tail", measured)
         middle, middle_settle = await counter.settle(before + measured.redirects)
 
-        rate = await fixed_rate(
-            port, redirect_requests(port, codes), args.rate, args.rate_seconds, args.connections
-        )
+        rate = await fixed_rate_redirects(port, codes, args)
         after_rate, after_rate_settle = await counter.settle(middle + rate.redirects)
     finally:
         await server.stop()
@@ -292,9 +290,7 @@ async def bench_bare(
         show_wrk(f"{label}, {args.seconds} s + {PARK_SECONDS} s parked tail", result)
         rate = None
         if with_rate:  # the generator's own floor on this machine
-            rate = await fixed_rate(
-                port, redirect_requests(port, codes), args.rate, args.rate_seconds, args.connections
-            )
+            rate = await fixed_rate_redirects(port, codes, args)
     finally:
         await server.stop()
     log_text = log.read_text(errors="replace")

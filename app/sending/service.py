@@ -4,13 +4,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, func, select, update
+from sqlalchemy import Row, Select, and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns import service as campaigns
 from app.core.db import bulk_insert, json_array_contains_any, utcnow
-from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.errors import Conflict, InvalidInput
 from app.core.pagination import paginate_rows_by_id
 from app.core.security import Signer
 from app.models import (
@@ -37,10 +37,6 @@ class CampaignStateConflict(Conflict):
 
 
 class NothingToSend(InvalidInput):
-    pass
-
-
-class AmplifierNotInCampaign(NotFound):
     pass
 
 
@@ -275,15 +271,6 @@ async def list_deliveries(
         limit=limit,
         cursor=cursor,
     )
-
-
-async def delivery_counts(session: AsyncSession, *, campaign_id: int) -> dict[str, int]:
-    rows = await session.execute(
-        select(Delivery.status, func.count())
-        .where(Delivery.campaign_id == campaign_id)
-        .group_by(Delivery.status)
-    )
-    return {status: count for status, count in rows.all()}
 
 
 async def delivery_for_amplifier(

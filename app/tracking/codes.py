@@ -25,10 +25,6 @@ def new_codes(count: int, length: int = CODE_LENGTH) -> list[str]:
     return [text[i : i + length] for i in range(0, need, length)]
 
 
-def new_code(length: int = CODE_LENGTH) -> str:
-    return new_codes(1, length)[0]
-
-
 def looks_like_code(value: str) -> bool:
     """A cheap filter before any lookup: wrong length or characters cannot be a code."""
     return 8 <= len(value) <= MAX_CODE_LENGTH and _CODE_CHARS.issuperset(value)

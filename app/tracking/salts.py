@@ -3,7 +3,7 @@
 import secrets
 from datetime import date
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,9 +36,3 @@ class VisitorSalts:
         self._salts = {d: s for d, s in self._salts.items() if d >= day}  # keep today only
         self._salts[day] = stored
         return stored
-
-
-async def purge_salts(engine: AsyncEngine, *, before: date) -> int:
-    async with engine.begin() as connection:
-        result = await connection.execute(delete(VisitorSalt).where(VisitorSalt.day < before))
-        return int(result.rowcount)
