@@ -1,5 +1,6 @@
 """Amplifier pages without an API key: the web version of a digest and one-click unsubscribe."""
 
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +41,26 @@ def not_found() -> HTMLResponse:
     return page("not_found.html", status_code=404)
 
 
+async def render(
+    template: str, context: Awaitable[Mapping[str, Any]], **extra: Any
+) -> HTMLResponse:
+    """The page, or the not-found page whatever is wrong with its token."""
+    try:
+        values = await context
+    except service.PageNotFound:
+        return not_found()
+    return page(template, **values, **extra)
+
+
 @router.get("/a/{token}", response_class=HTMLResponse)
 async def web_version(
     token: str, session: SessionDep, settings: SettingsDep, signer: SignerDep
 ) -> HTMLResponse:
     """The web version of an amplifier's digest, with the same tracked share links."""
-    try:
-        context = await service.web_version(
-            session, signer=signer, public_url=settings.public_url, token=token
-        )
-    except service.PageNotFound:
-        return not_found()
-    return page("digest.html", **context)
+    context = service.web_version(
+        session, signer=signer, public_url=settings.public_url, token=token
+    )
+    return await render("digest.html", context)
 
 
 @router.get("/u/{token}", response_class=HTMLResponse)
@@ -59,27 +68,13 @@ async def unsubscribe_page(
     token: str, request: Request, session: SessionDep, signer: SignerDep
 ) -> HTMLResponse:
     """Confirmation page; a GET never unsubscribes (mail scanners follow links)."""
-    try:
-        found = await service.subscriber(session, signer=signer, token=token)
-    except service.PageNotFound:
-        return not_found()
-    return page(
-        "unsubscribe_confirm.html",
-        organization_name=found.organization_name,
-        email_masked=found.email_masked,
-        action_url=str(request.url.path),
-    )
+    subscriber = service.subscriber(session, signer=signer, token=token)
+    return await render("unsubscribe_confirm.html", subscriber, action_url=str(request.url.path))
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
 async def unsubscribe(token: str, session: SessionDep, signer: SignerDep) -> HTMLResponse:
     """One-click unsubscribe (RFC 8058): idempotent, no cookies, answers 200."""
-    try:
-        found = await service.unsubscribe(session, signer=signer, token=token)
-    except service.PageNotFound:
-        return not_found()
-    return page(
-        "unsubscribed.html",
-        organization_name=found.organization_name,
-        email_masked=found.email_masked,
+    return await render(
+        "unsubscribed.html", service.unsubscribe(session, signer=signer, token=token)
     )

@@ -1,7 +1,6 @@
 """What the amplifier pages show and do, reached by a signed token instead of an API key."""
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,8 +19,7 @@ class PageNotFound(NotFound):
     """A bad or foreign token, or what it names is gone: the same answer for both."""
 
 
-@dataclass(frozen=True, slots=True)
-class Subscriber:
+class Subscriber(TypedDict):
     """Who an unsubscribe token names, as its pages show them."""
 
     amplifier_id: int
@@ -87,6 +85,6 @@ async def unsubscribe(session: AsyncSession, *, signer: Signer, token: str) -> S
     """Unsubscribe whom the token names; unsubscribing again changes nothing."""
     found = await subscriber(session, signer=signer, token=token)
     await amplifiers.set_status(
-        session, amplifier_id=found.amplifier_id, status=AmplifierStatus.UNSUBSCRIBED
+        session, amplifier_id=found["amplifier_id"], status=AmplifierStatus.UNSUBSCRIBED
     )
     return found

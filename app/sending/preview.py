@@ -17,25 +17,14 @@ from app.core.security import Signer
 from app.models import Campaign, Link, LinkKind, Organization
 from app.sending import service
 from app.sending.networks import SharePost, share_url
-from app.sending.render import CampaignContent, MessageContent, Recipient, render_digest
+from app.sending.render import CampaignContent, Recipient, render_digest
 
 
 async def campaign_content(session: AsyncSession, campaign: Campaign) -> CampaignContent:
     org_name = await session.scalar(
         select(Organization.name).where(Organization.id == campaign.organization_id)
     )
-    return CampaignContent(
-        organization_name=org_name or "",
-        name=campaign.name,
-        subject=campaign.subject,
-        intro=campaign.intro or "",
-        messages=[
-            MessageContent(
-                id=m.id, position=m.position, text=m.text, url=m.url, image_url=m.image_url
-            )
-            for m in campaign.messages
-        ],
-    )
+    return CampaignContent.of(campaign, campaign.messages, org_name or "")
 
 
 async def share_urls_of_delivery(

@@ -7,7 +7,7 @@ the per-amplifier values go; each mail then only substitutes its own values into
 import html
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +18,7 @@ import css_inline
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from app.models import Campaign, Message
 from app.sending.mime import MAX_LINE_OCTETS, MimeBody, encode_body
 from app.sending.networks import NETWORK_INFO
 
@@ -57,6 +58,24 @@ class CampaignContent:
     subject: str
     intro: str
     messages: Sequence[MessageContent]
+
+    @classmethod
+    def of(
+        cls, campaign: Campaign, messages: Iterable[Message], organization_name: str
+    ) -> "CampaignContent":
+        """What a digest shows of the campaign and its messages (in the order given)."""
+        return cls(
+            organization_name=organization_name,
+            name=campaign.name,
+            subject=campaign.subject,
+            intro=campaign.intro or "",
+            messages=[
+                MessageContent(
+                    id=m.id, position=m.position, text=m.text, url=m.url, image_url=m.image_url
+                )
+                for m in messages
+            ],
+        )
 
 
 @dataclass(frozen=True, slots=True)
