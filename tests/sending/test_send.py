@@ -196,3 +196,19 @@ class TestDeliveriesList:
         } <= item.keys()
         assert (await org_a.viewer.get(url, params={"status": "sent"})).json()["items"] == []
         assert (await org_a.viewer.get(url, params={"status": "bogus"})).status_code == 422
+
+    async def test_cursor_of_another_campaign_is_refused(self, org_a: OrgClients) -> None:
+        await make_roster(org_a, 3)
+        ids = []
+        for _ in range(2):
+            campaign = await make_campaign(org_a)
+            await send_campaign(org_a, campaign["id"])
+            ids.append(campaign["id"])
+        first = (
+            await org_a.viewer.get(f"/api/v1/campaigns/{ids[0]}/deliveries", params={"limit": 1})
+        ).json()
+        foreign = await org_a.viewer.get(
+            f"/api/v1/campaigns/{ids[1]}/deliveries", params={"cursor": first["next_cursor"]}
+        )
+        assert foreign.status_code == 422
+        assert foreign.headers["content-type"].startswith("application/problem+json")
