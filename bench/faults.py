@@ -39,8 +39,10 @@ from sqlalchemy.engine import make_url
 from app.core.config import Settings
 from app.core.db import make_engine
 from app.core.migrate import upgrade
-from bench.common import bench_database, drop_scratch_database
-from bench.redirect import SECRET, Server, fixed_rate, free_port, seed, service_env
+from app.core.scratch_databases import drop_scratch_database
+from bench.common import bench_database, bench_settings
+from bench.load import Server, fixed_rate, free_port
+from bench.redirect import seed, service_env
 
 LEASE_SECONDS = 5.0
 KILL_WINDOW = 0.5
@@ -231,15 +233,7 @@ async def main() -> int:
     ok = False
     try:
         await asyncio.to_thread(upgrade, url)
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            database_url=url,
-            secret_key=SECRET,  # type: ignore[arg-type]
-            public_url="http://127.0.0.1:8000",
-            var_dir=tmp / "var",
-            worker="off",
-            scanner_window=0,
-        )
+        settings = bench_settings(url, tmp, scanner_window=0)
         print(f"database                 {make_url(url).get_backend_name()}")
         if args.scenario == "workers":
             ok = await bench_workers(args, url, settings, tmp)

@@ -11,7 +11,6 @@ from urllib.parse import quote
 
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.core.security import Signer
 from app.core.public_links import (
     UNSUBSCRIBE,
     unsubscribe_mailto_base,
@@ -19,6 +18,7 @@ from app.core.public_links import (
     url_of_token,
     web_version_url,
 )
+from app.core.security import Signer
 from app.sending.mime import CampaignHeaders, build_digest, domain_of, envelope_address, message_id
 from app.sending.parts import CampaignState, ComposedMail, Job
 from app.sending.render import CampaignContent, DigestPrototype, Recipient

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.core.public_links import redirect_url
 from app.core.metrics import CLAIM_BATCH_SIZE, LEASES_LOST, MAILS
+from app.core.public_links import redirect_url
 from app.models import (
     Amplifier,
     AmplifierStatus,
@@ -33,7 +33,7 @@ from app.models import (
     Organization,
 )
 from app.sending.parts import CampaignState, Claim, Job, Outcome, OutcomeStatus
-from app.sending.render import CampaignContent, MessageContent
+from app.sending.render import CampaignContent
 
 logger = logging.getLogger("amplify.worker")
 
@@ -155,19 +155,7 @@ class SqlDeliveryStore:
                     .order_by(Message.position)
                 )
             ).all()
-        content = CampaignContent(
-            organization_name=org_name,
-            name=campaign.name,
-            subject=campaign.subject,
-            intro=campaign.intro or "",
-            messages=[
-                MessageContent(
-                    id=m.id, position=m.position, text=m.text, url=m.url, image_url=m.image_url
-                )
-                for m in messages
-            ],
-        )
-        return campaign.updated_at, content
+        return campaign.updated_at, CampaignContent.of(campaign, messages, org_name)
 
     async def campaign_states(self, campaign_ids: Iterable[int]) -> dict[int, CampaignState]:
         ids = list(campaign_ids)
