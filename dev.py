@@ -49,7 +49,14 @@ def ensure_environment() -> None:
 
 
 def run(argv: list[str]) -> int:
-    return subprocess.call(argv, cwd=ROOT)
+    """Run a command to its end. Ctrl-C reaches the child too (same process group): wait for
+    its clean shutdown (the service commits every waiting click) instead of killing it."""
+    process = subprocess.Popen(argv, cwd=ROOT)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            continue
 
 
 def main() -> int:
