@@ -128,16 +128,16 @@ class TestTwoWorkers:
     async def test_a_queue_slower_than_a_lease_is_sent_once(
         self, worker_settings, smtp_server: SmtpServer
     ) -> None:
-        # 40 mails at 20 per second: the first worker claims them all and needs 2 s, more
-        # than three leases. Its leases must be renewed while they wait in its queue.
+        # 80 mails at 20 per second: the first worker claims them all and needs 4 s, more
+        # than two leases. Its leases must be renewed while they wait in its queue.
         smtp_server.handler.data_delay = 0.05
-        settings = worker_settings(lease_seconds=0.6, smtp_connections=1)
-        queue = MemoryQueue(lease_seconds=0.6)
-        queue.add(40)
+        settings = worker_settings(lease_seconds=1.5, smtp_connections=1)
+        queue = MemoryQueue(lease_seconds=1.5)
+        queue.add(80)
         workers = [_worker(queue, name, settings, smtp_server) for name in ("a", "b")]
         await _run_both(workers, queue)
         counts = Counter(smtp_server.handler.recipients())
-        assert len(counts) == 40 and set(counts.values()) == {1}, counts.most_common(3)
+        assert len(counts) == 80 and set(counts.values()) == {1}, counts.most_common(3)
         assert queue.ignored == 0
         assert queue.renewals["a"] >= 3
 
@@ -146,10 +146,12 @@ class TestTwoWorkers:
     ) -> None:
         # Worker "a" loses the database for renewals; "b" takes over what "a" held once the
         # leases run out. "a" must not send anything it may have lost.
+        # The lease is long against the 50 ms the relay takes, so that a mail begun with a
+        # quarter of a lease left is done before the lease ends, even on a busy machine.
         smtp_server.handler.data_delay = 0.05
-        settings = worker_settings(lease_seconds=0.6, smtp_connections=1)
-        queue = MemoryQueue(lease_seconds=0.6, fail_renewals_of={"a"})
-        queue.add(40)
+        settings = worker_settings(lease_seconds=2, smtp_connections=1)
+        queue = MemoryQueue(lease_seconds=2, fail_renewals_of={"a"})
+        queue.add(80)
         first = _worker(queue, "a", settings, smtp_server)
         second = _worker(queue, "b", settings, smtp_server)
         task = asyncio.create_task(first.run())
@@ -158,7 +160,7 @@ class TestTwoWorkers:
         first.stop()
         await task
         counts = Counter(smtp_server.handler.recipients())
-        assert len(counts) == 40 and set(counts.values()) == {1}, counts.most_common(3)
+        assert len(counts) == 80 and set(counts.values()) == {1}, counts.most_common(3)
 
 
 class TestRetries:
