@@ -15,13 +15,23 @@ from app.models import Delivery, DeliveryStatus
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", operation_id="get_health")
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    operation_id="get_readiness",
+    responses={
+        503: {
+            "description": "The database is unreachable or its schema is not at the newest "
+            "migration.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is at the newest migration."""
     engine = request.app.state.engine
@@ -43,7 +53,15 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": "ok", "migration": revision})
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    operation_id="get_metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        401: {"description": "`AMPLIFY_METRICS_TOKEN` is set and was not sent."},
+    },
+)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics (with `AMPLIFY_METRICS_TOKEN` set, send it as a Bearer token)."""
     token = request.app.state.settings.metrics_token

@@ -4,9 +4,8 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import Receive, Scope, Send
 
 from app import __version__
@@ -14,9 +13,12 @@ from app.amplifiers.router import router as amplifiers_router
 from app.campaigns.router import router as campaigns_router
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
-from app.core.errors import install_error_handlers
+from app.core.errors import UnexpectedErrors, install_error_handlers
 from app.core.limits import BodySizeLimit
 from app.core.observability import ObservedRequests
+from app.core.openapi import install_openapi, operation_id
+from app.core.params import refuse_control_characters
+from app.core.problem_pages import router as problems_router
 from app.core.security import Signer
 from app.dashboard.router import router as dashboard_router
 from app.health import router as health_router
@@ -87,12 +89,15 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
         description="Email-campaign amplification: digests of ready-to-share messages, "
         "tracked share links and statistics.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        dependencies=[Depends(refuse_control_characters)],
     )
     app.state.settings = settings
     app.state.signer = Signer(settings.signing_key())
     app.state.answers = AnswerCache()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(UnexpectedErrors)  # outside the body limit: its 413 is no error
     app.add_middleware(ObservedRequests)
     app.include_router(health_router)
     app.include_router(keys_router)
@@ -102,7 +107,8 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
     app.include_router(stats_router)
     app.include_router(pages_router)
     app.include_router(dashboard_router)
-    _document_redirects(app)
+    app.include_router(problems_router)
+    install_openapi(app, extra_paths=OPENAPI_PATHS)
     return app
 
 
@@ -113,14 +119,3 @@ def _settle_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)
-
-
-def _document_redirects(app: FastAPI) -> None:
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = generate()
-        schema["paths"].update(OPENAPI_PATHS)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.amplifiers.schemas import DEFAULT_LOCALE, AmplifierCreate, email_key
-from app.core.errors import AppError, InvalidInput, PayloadTooLarge
+from app.core.errors import InvalidInput, MalformedBody, PayloadTooLarge, UnsupportedMediaType
 from app.core.schemas import NETWORKS
 
 CSV_MEDIA_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
@@ -27,11 +27,6 @@ FIELD_COLUMNS = ("email", "name", "tags", "networks", "locale")
 AUDIENCE_PREFIX = "audience_"
 KNOWN_COLUMNS = frozenset(FIELD_COLUMNS) | {AUDIENCE_PREFIX + n for n in NETWORKS}
 _LIST_SEPARATORS = re.compile(r"[;|]")
-
-
-class UnsupportedMediaType(AppError):
-    status = 415
-    title = "Unsupported media type"
 
 
 class InvalidImportFile(InvalidInput):
@@ -247,13 +242,13 @@ def parse_json(body: bytes, *, max_rows: int) -> ParsedImport:
     try:
         payload = json.loads(body)
     except UnicodeDecodeError as exc:
-        raise InvalidImportFile(f"The body is not valid UTF-8 (byte offset {exc.start}).") from None
+        raise MalformedBody(f"The body is not valid UTF-8 (byte offset {exc.start}).") from None
     except json.JSONDecodeError as exc:
-        raise InvalidImportFile(
+        raise MalformedBody(
             f"The body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
         ) from None
     except (ValueError, RecursionError) as exc:
-        raise InvalidImportFile(f"The body is not valid JSON: {exc}.") from None
+        raise MalformedBody(f"The body is not valid JSON: {exc}.") from None
     if not isinstance(payload, list):
         raise InvalidImportFile("The body must be a JSON array of amplifier objects.")
     if len(payload) > max_rows:

@@ -12,11 +12,6 @@ from app.models import AmplifierStatus
 
 router = APIRouter(prefix="/api/v1/amplifiers", tags=["amplifiers"])
 
-_PROBLEM: dict[str, Any] = {
-    "description": "Problem details (RFC 9457)",
-    "content": {"application/problem+json": {}},
-}
-
 _IMPORT_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -31,7 +26,10 @@ _IMPORT_OPENAPI: dict[str, Any] = {
             "application/json": {
                 "schema": {
                     "type": "array",
-                    "items": {"$ref": "#/components/schemas/AmplifierCreate"},
+                    "description": "Amplifier objects (the fields of `AmplifierCreate`). Rows "
+                    "are checked one by one: a bad row is reported in the answer's `errors` "
+                    "and skipped, never a reason to refuse the whole body.",
+                    "items": {},
                 }
             },
         },
@@ -57,7 +55,7 @@ async def _read_body(request: Request, max_bytes: int) -> bytes:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=AmplifierRead,
-    responses={409: _PROBLEM},
+    responses={409: {"description": "An amplifier with this email (in any case) exists."}},
 )
 async def create_amplifier(
     data: AmplifierCreate, session: SessionDep, principal: EditorDep
@@ -104,7 +102,12 @@ async def list_amplifiers(
     "/import",
     response_model=ImportResult,
     openapi_extra=_IMPORT_OPENAPI,
-    responses={413: _PROBLEM, 415: _PROBLEM, 422: _PROBLEM},
+    responses={
+        400: {"description": "A JSON body that is not well-formed JSON (or not UTF-8)."},
+        413: {"description": "The body or its number of rows is over the limit."},
+        415: {"description": "Neither CSV nor JSON, or not UTF-8."},
+        422: {"description": "The file as a whole is unusable (no header, unknown columns …)."},
+    },
 )
 async def import_amplifiers(
     request: Request, session: SessionDep, principal: EditorDep, settings: SettingsDep
@@ -121,7 +124,7 @@ async def import_amplifiers(
     )
 
 
-@router.get("/{amplifier_id}", response_model=AmplifierRead, responses={404: _PROBLEM})
+@router.get("/{amplifier_id}", response_model=AmplifierRead)
 async def get_amplifier(
     amplifier_id: int, session: SessionDep, principal: ViewerDep
 ) -> AmplifierRead:
@@ -133,7 +136,9 @@ async def get_amplifier(
 
 
 @router.patch(
-    "/{amplifier_id}", response_model=AmplifierRead, responses={404: _PROBLEM, 409: _PROBLEM}
+    "/{amplifier_id}",
+    response_model=AmplifierRead,
+    responses={409: {"description": "The email is taken, or the status change is refused."}},
 )
 async def update_amplifier(
     amplifier_id: int, data: AmplifierUpdate, session: SessionDep, principal: EditorDep
@@ -145,7 +150,7 @@ async def update_amplifier(
     return AmplifierRead.model_validate(amplifier)
 
 
-@router.delete("/{amplifier_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: _PROBLEM})
+@router.delete("/{amplifier_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_amplifier(amplifier_id: int, session: SessionDep, principal: EditorDep) -> None:
     """Delete an amplifier; an unsubscribed or bounced address stays suppressed (hash only)."""
     await service.delete(

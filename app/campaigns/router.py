@@ -12,7 +12,6 @@ from app.campaigns.schemas import (
     MessageUpdate,
 )
 from app.core.deps import EditorDep, SessionDep, SignerDep, ViewerDep
-from app.core.errors import PROBLEM_JSON
 from app.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, paginate_by_id
 from app.models import Campaign, CampaignStatus
 
@@ -22,44 +21,10 @@ StatusQuery = Annotated[
     CampaignStatus | None, Query(alias="status", description="Only campaigns in this status.")
 ]
 
-_PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["loc", "msg"],
-                "properties": {
-                    "loc": {"type": "array", "items": {"type": "string"}},
-                    "msg": {"type": "string"},
-                },
-            },
-        },
-    },
+# 401, 403, 404 and 422 are derived from each route's signature (app/core/openapi.py).
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The campaign's status does not allow this."}
 }
-_PROBLEM_DESCRIPTIONS = {
-    401: "Missing, unknown or revoked API key.",
-    403: "The key's role may not do this.",
-    404: "Unknown campaign or message, or one of another organization.",
-    409: "The campaign's status does not allow this.",
-    422: "Invalid input; `errors` says where.",
-}
-
-
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {
-            "description": _PROBLEM_DESCRIPTIONS[code],
-            "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}},
-        }
-        for code in (401, 403, *statuses)
-    }
 
 
 def _created_at(response: Response, location: str) -> None:
@@ -70,7 +35,6 @@ def _created_at(response: Response, location: str) -> None:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=CampaignRead,
-    responses=_problems(422),
 )
 async def create_campaign(
     data: CampaignCreate, session: SessionDep, principal: EditorDep, response: Response
@@ -81,7 +45,7 @@ async def create_campaign(
     return CampaignRead.model_validate(campaign)
 
 
-@router.get("", response_model=Page[CampaignRead], responses=_problems(422))
+@router.get("", response_model=Page[CampaignRead])
 async def list_campaigns(
     session: SessionDep,
     principal: ViewerDep,
@@ -105,7 +69,7 @@ async def list_campaigns(
     )
 
 
-@router.get("/{campaign_id}", response_model=CampaignRead, responses=_problems(404, 422))
+@router.get("/{campaign_id}", response_model=CampaignRead)
 async def get_campaign(campaign_id: int, session: SessionDep, principal: ViewerDep) -> CampaignRead:
     """Get a campaign with its messages."""
     campaign = await service.get(
@@ -114,7 +78,7 @@ async def get_campaign(campaign_id: int, session: SessionDep, principal: ViewerD
     return CampaignRead.model_validate(campaign)
 
 
-@router.patch("/{campaign_id}", response_model=CampaignRead, responses=_problems(404, 409, 422))
+@router.patch("/{campaign_id}", response_model=CampaignRead, responses=CONFLICT)
 async def update_campaign(
     campaign_id: int, data: CampaignUpdate, session: SessionDep, principal: EditorDep
 ) -> CampaignRead:
@@ -128,7 +92,7 @@ async def update_campaign(
 @router.delete(
     "/{campaign_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_problems(404, 409, 422),
+    responses=CONFLICT,
 )
 async def delete_campaign(campaign_id: int, session: SessionDep, principal: EditorDep) -> None:
     """Delete a campaign and its messages, unless it is sending, paused or sent."""
@@ -137,9 +101,7 @@ async def delete_campaign(campaign_id: int, session: SessionDep, principal: Edit
     )
 
 
-@router.get(
-    "/{campaign_id}/messages", response_model=Page[MessageRead], responses=_problems(404, 422)
-)
+@router.get("/{campaign_id}/messages", response_model=Page[MessageRead])
 async def list_messages(
     campaign_id: int,
     session: SessionDep,
@@ -166,7 +128,7 @@ async def list_messages(
     "/{campaign_id}/messages",
     status_code=status.HTTP_201_CREATED,
     response_model=MessageRead,
-    responses=_problems(404, 409, 422),
+    responses=CONFLICT,
 )
 async def add_message(
     campaign_id: int,
@@ -186,7 +148,6 @@ async def add_message(
 @router.get(
     "/{campaign_id}/messages/{message_id}",
     response_model=MessageRead,
-    responses=_problems(404, 422),
 )
 async def get_message(
     campaign_id: int, message_id: int, session: SessionDep, principal: ViewerDep
@@ -204,7 +165,7 @@ async def get_message(
 @router.patch(
     "/{campaign_id}/messages/{message_id}",
     response_model=MessageRead,
-    responses=_problems(404, 409, 422),
+    responses=CONFLICT,
 )
 async def update_message(
     campaign_id: int,
@@ -227,7 +188,7 @@ async def update_message(
 @router.delete(
     "/{campaign_id}/messages/{message_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_problems(404, 409, 422),
+    responses=CONFLICT,
 )
 async def delete_message(
     campaign_id: int, message_id: int, session: SessionDep, principal: EditorDep

@@ -4,20 +4,16 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.errors import PROBLEM_JSON, problem_body
+
 
 class BodyTooLarge(Exception):
     pass
 
 
 def _problem_413(limit: int) -> bytes:
-    return json.dumps(
-        {
-            "type": "https://amplify.dev/problems/413",
-            "title": "Payload too large",
-            "status": 413,
-            "detail": f"The request body exceeds {limit} bytes.",
-        }
-    ).encode()
+    body = problem_body(413, "Payload too large", f"The request body exceeds {limit} bytes.")
+    return json.dumps(body).encode()
 
 
 class BodySizeLimit:
@@ -69,7 +65,7 @@ class BodySizeLimit:
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/problem+json"),
+                    (b"content-type", PROBLEM_JSON.encode()),
                     (b"content-length", str(len(body)).encode()),
                     (b"connection", b"close"),
                 ],

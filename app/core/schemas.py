@@ -29,6 +29,32 @@ def format_utc(value: datetime) -> str:
 
 UtcDatetime = Annotated[datetime, PlainSerializer(format_utc, return_type=str)]
 
+# Times a request may carry: far enough from datetime's limits (years 1 and 9999) that
+# converting to UTC or any zone, and adding a day, cannot overflow.
+EARLIEST_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_MOMENT = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def check_moment(value: datetime) -> datetime:
+    """A timestamp with a time zone, between 1970 and 9999 (UTC)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a time zone (e.g. 2026-12-01T09:00:00Z)")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST_MOMENT <= utc < LATEST_MOMENT:
+        raise ValueError("must be between 1970-01-01 and 9999-01-01 (UTC)")
+    return value
+
+
+Moment = Annotated[datetime, AfterValidator(check_moment)]
+
+
+def has_control_characters(value: str) -> bool:
+    """C0 controls (NUL included), DEL and C1 controls."""
+    return any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value)
+
 
 def _no_header_breaks(value: str) -> str:
     if any(ch in value for ch in "\r\n\x00"):
@@ -71,20 +97,25 @@ BodyText = Annotated[str, AfterValidator(_no_control_chars)]
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
 
 
-def _has_lone_surrogate(value: Any) -> bool:
+def _unstorable_text(value: Any) -> str | None:
+    """Why a string in `value` cannot be stored, if one cannot."""
     if isinstance(value, str):
+        if "\x00" in value:  # PostgreSQL text refuses NUL
+            return "must not contain NUL characters"
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return True
-        return False
+            return "must be valid Unicode text (no unpaired surrogates)"
+        return None
     if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(_has_lone_surrogate(v) for v in value)
-    if isinstance(value, BaseModel):
-        return any(_has_lone_surrogate(v) for v in value.__dict__.values())
-    return False
+        items: list[Any] = [*value.keys(), *value.values()]
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+    elif isinstance(value, BaseModel):
+        items = list(value.__dict__.values())
+    else:
+        return None
+    return next((r for r in map(_unstorable_text, items) if r is not None), None)
 
 
 class InputModel(BaseModel):
@@ -92,10 +123,12 @@ class InputModel(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _valid_unicode(cls, value: Any) -> Any:
-        # JSON escapes can carry lone surrogates (\ud800) that no database column can store.
-        if _has_lone_surrogate(value):
-            raise ValueError("must be valid Unicode text (no unpaired surrogates)")
+    def _storable_text(cls, value: Any) -> Any:
+        # JSON escapes can carry NUL (\u0000) and lone surrogates (\ud800) that no database
+        # column can store.
+        reason = _unstorable_text(value)
+        if reason is not None:
+            raise ValueError(reason)
         return value
 
 

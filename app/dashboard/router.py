@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 
 from app.campaigns import service as campaigns
 from app.core.deps import SessionDep, ViewerDep
-from app.core.errors import PROBLEM_JSON, NotFound
+from app.core.errors import NotFound
 from app.dashboard import charts
 from app.models import Campaign
 from app.stats import answers
@@ -101,16 +101,12 @@ _ENV = jinja2.Environment(
 )
 PAGE = _ENV.get_template("dashboard.html").render(version=_VERSION, poll_seconds=5)
 
-_PROBLEM = {"content": {PROBLEM_JSON: {"schema": {"type": "object"}}}}
 _SVG_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The chart (SVG with a `<title>` and a `<desc>`), with an `ETag`.",
         "content": {SVG: {"schema": {"type": "string"}}},
     },
     304: {"description": "Not modified: `If-None-Match` holds the current `ETag`."},
-    401: {"description": "Missing, unknown or revoked API key.", **_PROBLEM},
-    404: {"description": "Unknown campaign, or one of another organization.", **_PROBLEM},
-    422: {"description": "Invalid query parameter.", **_PROBLEM},
 }
 
 TzQuery = Annotated[
@@ -122,7 +118,7 @@ AutoInterval = Literal["auto", "hour", "day"]
 # --- page and static files ----------------------------------------------------------------------
 
 
-@router.get("/dashboard", response_class=HTMLResponse)
+@router.get("/dashboard", operation_id="get_dashboard", response_class=HTMLResponse)
 async def dashboard() -> HTMLResponse:
     """The built-in dashboard (sign in with a viewer API key)."""
     return HTMLResponse(PAGE, headers=PAGE_HEADERS)
@@ -130,11 +126,12 @@ async def dashboard() -> HTMLResponse:
 
 @router.get(
     "/dashboard/static/{name}",
+    operation_id="get_dashboard_file",
     response_class=Response,
     responses={
         200: {"description": "The dashboard's script, style sheet or icon."},
         304: {"description": "Not modified."},
-        404: {"description": "No such file.", **_PROBLEM},
+        404: {"description": "No such file."},
     },
 )
 async def static_file(name: str, request: Request) -> Response:
@@ -189,6 +186,7 @@ def moment_label(iso: str, interval: Interval) -> str:
 
 @router.get(
     "/dashboard/charts/campaigns/{campaign_id}/visits.svg",
+    operation_id="get_visits_chart",
     response_class=Response,
     responses=_SVG_RESPONSES,
 )
@@ -231,6 +229,7 @@ async def visits_chart(
 
 @router.get(
     "/dashboard/charts/campaigns/{campaign_id}/networks.svg",
+    operation_id="get_networks_chart",
     response_class=Response,
     responses=_SVG_RESPONSES,
 )
@@ -254,6 +253,7 @@ async def networks_chart(
 
 @router.get(
     "/dashboard/charts/campaigns/{campaign_id}/messages.svg",
+    operation_id="get_messages_chart",
     response_class=Response,
     responses=_SVG_RESPONSES,
 )
@@ -302,6 +302,7 @@ def funnel_stages(answer: CampaignStats) -> list[tuple[str, float, str]]:
 
 @router.get(
     "/dashboard/charts/campaigns/{campaign_id}/funnel.svg",
+    operation_id="get_funnel_chart",
     response_class=Response,
     responses=_SVG_RESPONSES,
 )

@@ -31,6 +31,14 @@ PAGE_HEADERS = {
 }
 
 
+HTML_404: dict[int | str, dict[str, Any]] = {
+    404: {
+        "description": "The token is not valid (tampered, or its amplifier is gone): an HTML page.",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+}
+
+
 def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(
         _ENV.get_template(template).render(context), status_code=status_code, headers=PAGE_HEADERS
@@ -52,7 +60,9 @@ async def render(
     return page(template, **values, **extra)
 
 
-@router.get("/a/{token}", response_class=HTMLResponse)
+@router.get(
+    "/a/{token}", operation_id="get_web_digest", response_class=HTMLResponse, responses=HTML_404
+)
 async def web_version(
     token: str, session: SessionDep, settings: SettingsDep, signer: SignerDep
 ) -> HTMLResponse:
@@ -63,7 +73,12 @@ async def web_version(
     return await render("digest.html", context)
 
 
-@router.get("/u/{token}", response_class=HTMLResponse)
+@router.get(
+    "/u/{token}",
+    operation_id="get_unsubscribe_page",
+    response_class=HTMLResponse,
+    responses=HTML_404,
+)
 async def unsubscribe_page(
     token: str, request: Request, session: SessionDep, signer: SignerDep
 ) -> HTMLResponse:
@@ -72,7 +87,12 @@ async def unsubscribe_page(
     return await render("unsubscribe_confirm.html", subscriber, action_url=str(request.url.path))
 
 
-@router.post("/u/{token}", response_class=HTMLResponse)
+@router.post(
+    "/u/{token}",
+    operation_id="unsubscribe_amplifier",
+    response_class=HTMLResponse,
+    responses=HTML_404,
+)
 async def unsubscribe(token: str, session: SessionDep, signer: SignerDep) -> HTMLResponse:
     """One-click unsubscribe (RFC 8058): idempotent, no cookies, answers 200."""
     return await render(

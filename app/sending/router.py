@@ -18,21 +18,21 @@ DeliveryStatusQuery = Annotated[
 ]
 
 
-@router.post("/{campaign_id}/send", status_code=202, response_model=CampaignRead)
+@router.post(
+    "/{campaign_id}/send",
+    status_code=202,
+    response_model=CampaignRead,
+    responses={409: {"description": "The campaign is not a draft (sent, sending …)."}},
+)
 async def send_campaign(
     campaign_id: int,
     session: SessionDep,
     principal: EditorDep,
     settings: SettingsDep,
-    data: SendRequest | None = None,
+    data: SendRequest = SendRequest(),
 ) -> CampaignRead:
     """Snapshot the audience and send now, or at `scheduled_at`; a second send is a 409."""
-    scheduled_at = data.scheduled_at if data else None
-    if scheduled_at is not None and scheduled_at.tzinfo is None:
-        raise InvalidInput(
-            "scheduled_at needs a time zone (e.g. 2026-12-01T09:00:00Z).",
-            errors=[{"loc": ["body", "scheduled_at"], "msg": "missing time zone"}],
-        )
+    scheduled_at = data.scheduled_at
     campaign = await service.send(
         session,
         organization_id=principal.organization_id,
@@ -43,7 +43,11 @@ async def send_campaign(
     return CampaignRead.model_validate(campaign)
 
 
-@router.post("/{campaign_id}/cancel", response_model=CampaignRead)
+@router.post(
+    "/{campaign_id}/cancel",
+    response_model=CampaignRead,
+    responses={409: {"description": "The campaign is a draft, sent or cancelled."}},
+)
 async def cancel_campaign(
     campaign_id: int, session: SessionDep, principal: EditorDep
 ) -> CampaignRead:
@@ -54,7 +58,11 @@ async def cancel_campaign(
     return CampaignRead.model_validate(campaign)
 
 
-@router.post("/{campaign_id}/resume", response_model=CampaignRead)
+@router.post(
+    "/{campaign_id}/resume",
+    response_model=CampaignRead,
+    responses={409: {"description": "The campaign is not paused."}},
+)
 async def resume_campaign(
     campaign_id: int, session: SessionDep, principal: EditorDep
 ) -> CampaignRead:

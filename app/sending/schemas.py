@@ -1,13 +1,12 @@
-from datetime import datetime
-
 from pydantic import Field
 
-from app.core.schemas import InputModel, OutputModel, UtcDatetime
+from app.core.schemas import InputModel, Moment, OutputModel, UtcDatetime
 
 
 class SendRequest(InputModel):
-    scheduled_at: datetime | None = Field(
-        default=None, description="Send at this time (ISO 8601 with a zone); now if absent or past."
+    scheduled_at: Moment | None = Field(
+        default=None,
+        description="Send at this time (ISO 8601 with a zone, 1970–9999); now if absent or past.",
     )
 
 

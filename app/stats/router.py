@@ -20,7 +20,7 @@ from app.core.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from app.core.schemas import NETWORKS
+from app.core.schemas import NETWORKS, check_moment
 from app.stats import cpc, service
 from app.stats.answers import cached, campaign_stats_body, get_answers
 from app.stats.caching import conditional, etag_of
@@ -52,22 +52,21 @@ def _json(request: Request, answer: BaseModel) -> Response:
 
 
 def _moment(value: str | None, name: str) -> datetime | date | None:
-    """An ISO 8601 timestamp with a zone, or a date."""
+    """An ISO 8601 timestamp with a zone, or a date, from 1970 to 9999."""
     if value is None:
         return None
     try:
         if len(value) == 10:
-            return date.fromisoformat(value)
-        moment = datetime.fromisoformat(value)
+            day = date.fromisoformat(value)
+            check_moment(datetime.combine(day, time(), tzinfo=UTC))
+            return day
+        return check_moment(datetime.fromisoformat(value))
     except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
         raise InvalidInput(
             f"`{name}` must be a date (2026-11-20) or a timestamp with a zone "
-            "(2026-11-20T09:00:00Z).",
+            "(2026-11-20T09:00:00Z), from 1970 to 9999.",
             errors=[{"loc": ["query", name], "msg": "invalid date or timestamp"}],
-        )
-    return moment
+        ) from None
 
 
 MomentQuery = Annotated[
@@ -78,7 +77,12 @@ MomentQuery = Annotated[
 # --- campaign -------------------------------------------------------------------------------
 
 
-@router.get("/campaigns/{campaign_id}/stats", response_model=CampaignStats, responses=CACHED)
+@router.get(
+    "/campaigns/{campaign_id}/stats",
+    operation_id="get_campaign_stats",
+    response_model=CampaignStats,
+    responses=CACHED,
+)
 async def campaign_stats(
     campaign_id: int, request: Request, session: SessionDep, principal: ViewerDep
 ) -> Response:
@@ -91,6 +95,7 @@ async def campaign_stats(
 
 @router.get(
     "/campaigns/{campaign_id}/stats/amplifiers",
+    operation_id="list_campaign_amplifier_stats",
     response_model=CampaignAmplifierPage,
     responses=CACHED,
 )
@@ -136,7 +141,10 @@ def _offset(value: Any) -> int:
 
 
 @router.get(
-    "/campaigns/{campaign_id}/stats/timeseries", response_model=Timeseries, responses=CACHED
+    "/campaigns/{campaign_id}/stats/timeseries",
+    operation_id="get_campaign_timeseries",
+    response_model=Timeseries,
+    responses=CACHED,
 )
 async def campaign_timeseries(
     campaign_id: int,
@@ -181,7 +189,8 @@ def _end(value: datetime | date | None, zone: ZoneInfo) -> datetime | None:
 
 @router.get(
     "/campaigns/{campaign_id}/stats.csv",
-    responses={200: {"content": {"text/csv": {}}}, **CACHED},
+    operation_id="export_campaign_stats_csv",
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **CACHED},
     response_class=Response,
 )
 async def campaign_stats_csv(
@@ -241,7 +250,8 @@ def _csv(rows: list[CampaignAmplifierStats]) -> str:
 
 @router.get(
     "/campaigns/{campaign_id}/stats/stream",
-    responses={200: {"content": {"text/event-stream": {}}}},
+    operation_id="stream_campaign_stats",
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
     response_class=StreamingResponse,
 )
 async def campaign_stats_stream(
@@ -301,7 +311,12 @@ def _event(etag: str, body: bytes) -> bytes:
 # --- message, amplifier, leaderboard --------------------------------------------------------
 
 
-@router.get("/messages/{message_id}/stats", response_model=MessageStats, responses=CACHED)
+@router.get(
+    "/messages/{message_id}/stats",
+    operation_id="get_message_stats",
+    response_model=MessageStats,
+    responses=CACHED,
+)
 async def message_stats(
     message_id: int, request: Request, session: SessionDep, principal: ViewerDep
 ) -> Response:
@@ -312,7 +327,12 @@ async def message_stats(
     return _json(request, answer)
 
 
-@router.get("/amplifiers/{amplifier_id}/stats", response_model=AmplifierStats, responses=CACHED)
+@router.get(
+    "/amplifiers/{amplifier_id}/stats",
+    operation_id="get_amplifier_stats",
+    response_model=AmplifierStats,
+    responses=CACHED,
+)
 async def amplifier_stats(
     amplifier_id: int, request: Request, session: SessionDep, principal: ViewerDep
 ) -> Response:
@@ -323,7 +343,9 @@ async def amplifier_stats(
     return _json(request, answer)
 
 
-@router.get("/leaderboard", response_model=LeaderboardPage, responses=CACHED)
+@router.get(
+    "/leaderboard", operation_id="get_leaderboard", response_model=LeaderboardPage, responses=CACHED
+)
 async def leaderboard(
     request: Request,
     session: SessionDep,
@@ -373,7 +395,7 @@ async def get_cpc(session: SessionDep, principal: ViewerDep) -> dict[str, CpcRea
     return _rates(await cpc.rates(session, organization_id=principal.organization_id))
 
 
-@router.put("/settings/cpc", response_model=dict[str, CpcRead])
+@router.put("/settings/cpc", operation_id="set_cpc", response_model=dict[str, CpcRead])
 async def put_cpc(
     session: SessionDep,
     principal: EditorDep,

@@ -160,12 +160,12 @@ async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], bod
     await send({"type": "http.response.body", "body": body})
 
 
-def _operation(summary: str, description: str) -> dict[str, object]:
+def _operation(operation_id: str, summary: str, description: str) -> dict[str, object]:
     return {
         "tags": ["tracking"],
         "summary": summary,
         "description": description,
-        "operationId": f"redirect_{summary.split()[0].lower()}",
+        "operationId": operation_id,
         "parameters": [
             {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
         ],
@@ -174,7 +174,11 @@ def _operation(summary: str, description: str) -> dict[str, object]:
                 "description": "Redirect to the stored target (`Location`); "
                 "`Cache-Control: no-store`, `Referrer-Policy: no-referrer`."
             },
-            "404": {"description": "Unknown code (a small HTML page)."},
+            "404": {
+                "description": "Unknown code (a small HTML page).",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            },
+            "503": {"description": "The link could not be looked up; try again (`Retry-After`)."},
         },
     }
 
@@ -183,10 +187,13 @@ def _operation(summary: str, description: str) -> dict[str, object]:
 OPENAPI_PATHS = {
     "/r/{code}": {
         "get": _operation(
+            "follow_link",
             "Follow a tracked link",
             "Records the click (bot-flagged when it looks automated) and redirects: a share "
             "link to the network's share intent, a visit link to the message URL (+ UTM).",
         ),
-        "head": _operation("Head a tracked link", "Answers like GET and records nothing."),
+        "head": _operation(
+            "head_link", "Head a tracked link", "Answers like GET and records nothing."
+        ),
     }
 }
