@@ -1,9 +1,11 @@
 """Liveness and readiness probes."""
 
 import hmac
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
 
 from app.core.deps import bearer_token
@@ -21,14 +23,23 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "unreachable"]
+    migration: str | None = None
+    head: str | None = Field(default=None, description="The newest migration, when behind.")
+    detail: str | None = Field(default=None, description="Why the database is unreachable.")
+
+
 @router.get(
     "/readyz",
     operation_id="get_readiness",
+    response_model=Readiness,
     responses={
         503: {
+            "model": Readiness,
             "description": "The database is unreachable or its schema is not at the newest "
             "migration.",
-            "content": {"application/json": {"schema": {"type": "object"}}},
         }
     },
 )

@@ -106,6 +106,7 @@ async def list_amplifiers(
         400: {"description": "A JSON body that is not well-formed JSON (or not UTF-8)."},
         413: {"description": "The body or its number of rows is over the limit."},
         415: {"description": "Neither CSV nor JSON, or not UTF-8."},
+        409: {"description": "The roster changed meanwhile (a concurrent import); retry."},
         422: {"description": "The file as a whole is unusable (no header, unknown columns …)."},
     },
 )

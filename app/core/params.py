@@ -1,7 +1,5 @@
 """Checks on query and path values that hold for every route, run before the route's own."""
 
-from functools import cache
-
 from fastapi import Request
 from fastapi.routing import APIRoute
 
@@ -9,10 +7,15 @@ from app.core.errors import InvalidInput
 from app.core.openapi import dependants
 from app.core.schemas import has_control_characters
 
+_QUERY_NAMES: dict[int, frozenset[str]] = {}  # by id(): routes are not hashable, and live forever
 
-@cache
+
 def _query_names(route: APIRoute) -> frozenset[str]:
-    return frozenset(p.alias for d in dependants(route.dependant) for p in d.query_params)
+    names = _QUERY_NAMES.get(id(route))
+    if names is None:
+        names = frozenset(p.alias for d in dependants(route.dependant) for p in d.query_params)
+        _QUERY_NAMES[id(route)] = names
+    return names
 
 
 async def refuse_control_characters(request: Request) -> None:

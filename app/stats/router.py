@@ -42,6 +42,16 @@ router = APIRouter(prefix="/api/v1", tags=["stats"])
 
 KEEP_ALIVE_SECONDS = 15
 STREAM_CHECK_SECONDS = 1.0
+# Before OpenAPI 3.2 the `schema` of an event stream describes each event.
+STATS_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["stats"]},
+        "id": {"type": "string", "description": "The stats' ETag (send as `Last-Event-ID`)."},
+        "data": {"type": "string", "description": "The campaign stats (JSON)."},
+    },
+}
 CACHED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: `If-None-Match` holds the current `ETag`."}
 }
@@ -251,7 +261,7 @@ def _csv(rows: list[CampaignAmplifierStats]) -> str:
 @router.get(
     "/campaigns/{campaign_id}/stats/stream",
     operation_id="stream_campaign_stats",
-    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {"text/event-stream": {"schema": STATS_EVENT}}}},
     response_class=StreamingResponse,
 )
 async def campaign_stats_stream(
