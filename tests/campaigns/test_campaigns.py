@@ -297,11 +297,11 @@ class TestCampaignValidation:
         assert_invalid(response)
         assert (await org_a.viewer.get(CAMPAIGNS)).json()["items"] == []
 
-    async def test_body_that_is_not_json_is_422(self, org_a: OrgClients) -> None:
+    async def test_body_that_is_not_json_is_400(self, org_a: OrgClients) -> None:
         response = await org_a.editor.post(
             CAMPAIGNS, content=b"{not json", headers={"content-type": "application/json"}
         )
-        assert_problem(response, 422)
+        assert_problem(response, 400)
 
 
 class TestXLength:
