@@ -201,3 +201,12 @@ class TestServerErrors:
                 assert second.startswith(b"HTTP/1.1 200")
             finally:
                 writer.close()
+
+
+class TestMethodNotAllowed:
+    async def test_allow_lists_every_method_of_the_path(self, client: httpx.AsyncClient) -> None:
+        response = await client.request("OPTIONS", "/api/v1/campaigns/1/messages/2")
+        body = assert_problem(response, 405)
+        assert body["title"] == "Method not allowed"
+        assert response.headers["allow"] == "DELETE, GET, PATCH"
+        assert (await client.put("/api/v1/campaigns")).headers["allow"] == "GET, POST"
