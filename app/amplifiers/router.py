@@ -11,6 +11,7 @@ from app.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.models import AmplifierStatus
 
 router = APIRouter(prefix="/api/v1/amplifiers", tags=["amplifiers"])
+# `{amplifier_id:int}`: so that `/import` is no amplifier id (another method there is a 405).
 
 _IMPORT_OPENAPI: dict[str, Any] = {
     "requestBody": {
@@ -125,7 +126,7 @@ async def import_amplifiers(
     )
 
 
-@router.get("/{amplifier_id}", response_model=AmplifierRead)
+@router.get("/{amplifier_id:int}", response_model=AmplifierRead)
 async def get_amplifier(
     amplifier_id: int, session: SessionDep, principal: ViewerDep
 ) -> AmplifierRead:
@@ -137,7 +138,7 @@ async def get_amplifier(
 
 
 @router.patch(
-    "/{amplifier_id}",
+    "/{amplifier_id:int}",
     response_model=AmplifierRead,
     responses={409: {"description": "The email is taken, or the status change is refused."}},
 )
@@ -151,7 +152,7 @@ async def update_amplifier(
     return AmplifierRead.model_validate(amplifier)
 
 
-@router.delete("/{amplifier_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{amplifier_id:int}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_amplifier(amplifier_id: int, session: SessionDep, principal: EditorDep) -> None:
     """Delete an amplifier; an unsubscribed or bounced address stays suppressed (hash only)."""
     await service.delete(

@@ -19,6 +19,7 @@ from app.core.errors import PROBLEM_JSON, PROBLEM_TYPES, Problem
 from app.models import Role
 
 SECURITY_SCHEME = "apiKey"
+NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
@@ -100,7 +101,18 @@ def _complete_operation(route: APIRoute, operation: dict[str, Any]) -> None:
             answers[code] = _problem_answer(description or fallback)
     if _needs_key(route):
         operation["security"] = [{SECURITY_SCHEME: []}]
+    for parameter in operation.get("parameters", []):
+        if parameter.get("in") in ("path", "query"):
+            _refuse_control_characters(parameter.get("schema", {}))
     _drop_null_from_optional_body(operation)
+
+
+def _refuse_control_characters(schema: dict[str, Any]) -> None:
+    """Say in each free-text parameter what `refuse_control_characters` checks."""
+    if schema.get("type") == "string" and not schema.keys() & {"enum", "pattern"}:
+        schema["pattern"] = NO_CONTROL_CHARACTERS
+    for variant in [*schema.get("anyOf", []), *([schema["items"]] if "items" in schema else [])]:
+        _refuse_control_characters(variant)
 
 
 def _drop_null_from_optional_body(operation: dict[str, Any]) -> None:
@@ -160,9 +172,13 @@ def install_openapi(app: FastAPI, extra_paths: dict[str, Any]) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = generate()
-            schema["paths"].update(extra_paths)
-            app.openapi_schema = complete(schema, api_routes(app))
+            try:
+                schema = generate()
+                schema["paths"].update(extra_paths)
+                app.openapi_schema = complete(schema, api_routes(app))
+            except Exception:
+                app.openapi_schema = None  # never serve a half-completed document
+                raise
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

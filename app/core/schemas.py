@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
 Network = Literal[
     "linkedin",
@@ -91,9 +91,20 @@ def check_http_url(value: str) -> str:
 
 
 # Values that end up in a mail header (subjects, names): CR/LF/NUL are refused.
-HeaderText = Annotated[str, AfterValidator(_no_header_breaks), AfterValidator(_no_control_chars)]
+HeaderText = Annotated[
+    str,
+    AfterValidator(_no_header_breaks),
+    AfterValidator(_no_control_chars),
+    Field(json_schema_extra={"pattern": "^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f]*$"}),
+]
 # Free text for bodies: line breaks allowed, other control characters refused.
-BodyText = Annotated[str, AfterValidator(_no_control_chars)]
+BodyText = Annotated[
+    str,
+    AfterValidator(_no_control_chars),
+    Field(
+        json_schema_extra={"pattern": "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"}
+    ),
+]
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
 
 
