@@ -10,7 +10,14 @@ from email_validator.rfc_constants import (
 )
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
 
-from app.core.schemas import HeaderText, InputModel, Network, OutputModel, UtcDatetime
+from app.core.schemas import (
+    NO_CONTROL_CHARACTERS,
+    HeaderText,
+    InputModel,
+    Network,
+    OutputModel,
+    UtcDatetime,
+)
 from app.models import AmplifierStatus
 
 MAX_EMAIL_LENGTH = 320
@@ -116,7 +123,11 @@ def _locale(value: str) -> str:
 Email = Annotated[str, Field(max_length=MAX_EMAIL_LENGTH), AfterValidator(normalize_email)]
 # Header-bound: CR/LF/NUL are refused before surrounding blanks are trimmed.
 Name = Annotated[HeaderText, Field(max_length=MAX_NAME_LENGTH), AfterValidator(_strip)]
-Tag = Annotated[str, Field(max_length=4 * MAX_TAG_LENGTH), AfterValidator(_tag)]
+Tag = Annotated[
+    str,
+    Field(max_length=4 * MAX_TAG_LENGTH, json_schema_extra={"pattern": NO_CONTROL_CHARACTERS}),
+    AfterValidator(_tag),
+]
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_dedupe)]
 NetworkName = Annotated[Network, BeforeValidator(_network_name)]
 Networks = Annotated[list[NetworkName], Field(max_length=50), AfterValidator(_dedupe)]

@@ -8,6 +8,7 @@ from pydantic import AfterValidator, ConfigDict, Field, StrictBool, field_valida
 
 from app.campaigns.xtext import MAX_WEIGHT
 from app.core.schemas import (
+    NO_CONTROL_CHARACTERS,
     BodyText,
     HeaderText,
     HttpUrl,
@@ -107,7 +108,7 @@ AudienceTag = Annotated[
     Unicode,
     AfterValidator(_no_controls),
     AfterValidator(_stripped_not_blank),
-    Field(min_length=1, max_length=64),
+    Field(min_length=1, max_length=64, json_schema_extra={"pattern": NO_CONTROL_CHARACTERS}),
 ]
 Networks = Annotated[
     list[Network],

@@ -16,10 +16,10 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.core.deps import RoleGuard, get_principal
 from app.core.errors import PROBLEM_JSON, PROBLEM_TYPES, Problem
+from app.core.schemas import NO_CONTROL_CHARACTERS
 from app.models import Role
 
 SECURITY_SCHEME = "apiKey"
-NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 

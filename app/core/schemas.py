@@ -51,6 +51,10 @@ def check_moment(value: datetime) -> datetime:
 Moment = Annotated[datetime, AfterValidator(check_moment)]
 
 
+# The same as a JSON Schema pattern (ECMA-262 escapes).
+NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+
+
 def has_control_characters(value: str) -> bool:
     """C0 controls (NUL included), DEL and C1 controls."""
     return any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value)

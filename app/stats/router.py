@@ -409,7 +409,9 @@ async def get_cpc(session: SessionDep, principal: ViewerDep) -> dict[str, CpcRea
 async def put_cpc(
     session: SessionDep,
     principal: EditorDep,
-    data: Annotated[dict[str, CpcIn | None], Body()],
+    data: Annotated[
+        dict[str, CpcIn | None], Body(json_schema_extra={"propertyNames": {"enum": list(NETWORKS)}})
+    ],
 ) -> dict[str, CpcRead]:
     """Set the networks given (`null` resets one to its default); one currency for all."""
     unknown = sorted(set(data) - set(NETWORKS))
