@@ -17,10 +17,14 @@ from app.models import Delivery, DeliveryStatus
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", operation_id="get_health")
-async def healthz() -> dict[str, str]:
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+@router.get("/healthz", operation_id="get_health", response_model=Health)
+async def healthz() -> Health:
     """The process is up."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
 class Readiness(BaseModel):
