@@ -24,15 +24,11 @@ from schemathesis.specs.openapi.checks import (
 
 from app.core.db import make_engine, make_sessionmaker, session_scope
 from app.core.migrate import upgrade
+from app.core.scratch_databases import create_scratch_database, drop_scratch_database
 from app.keys import service as keys_service
 from app.main import create_app
 from app.models import Role
-from tests.conftest import (
-    _create_run_database,
-    _database_url,
-    _drop_run_database,
-    make_settings,
-)
+from tests.conftest import _database_url, make_settings
 from tests.core.live import serve
 
 CHECKS = [
@@ -51,7 +47,7 @@ SKIPPED_OPERATIONS = ("stream_campaign_stats",)
 async def _scratch_database(tmp_root: Path) -> str:
     url = _database_url(tmp_root / "fuzz")
     if url.startswith("postgresql"):
-        url = await _create_run_database(url)
+        url = await create_scratch_database(url, "fuzz")
     else:
         (tmp_root / "fuzz").mkdir(exist_ok=True)
     await asyncio.to_thread(upgrade, url)
@@ -109,7 +105,7 @@ async def fuzz_server(tmp_root: Path) -> AsyncIterator[tuple[str, str]]:
             yield base_url, key
     finally:
         if url.startswith("postgresql"):
-            await _drop_run_database(_database_url(tmp_root), url)
+            await drop_scratch_database(_database_url(tmp_root), url)
 
 
 @pytest.fixture(scope="module")
