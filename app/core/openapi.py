@@ -102,9 +102,21 @@ def _complete_operation(route: APIRoute, operation: dict[str, Any]) -> None:
     if _needs_key(route):
         operation["security"] = [{SECURITY_SCHEME: []}]
     for parameter in operation.get("parameters", []):
+        _drop_null_from_parameter(parameter)
         if parameter.get("in") in ("path", "query"):
             _refuse_control_characters(parameter.get("schema", {}))
     _drop_null_from_optional_body(operation)
+
+
+def _drop_null_from_parameter(parameter: dict[str, Any]) -> None:
+    """A parameter is left out, never null: `X | None` reads as plain X (what a query string
+    can carry, and what generated clients should take)."""
+    schema = parameter.get("schema", {})
+    variants = schema.get("anyOf", [])
+    kept = [v for v in variants if v.get("type") != "null"]
+    if len(kept) == 1 and len(variants) == 2:
+        del schema["anyOf"]
+        schema.update(kept[0])
 
 
 def _refuse_control_characters(schema: dict[str, Any]) -> None:
