@@ -23,6 +23,7 @@ from app.core.errors import Conflict, NotFound
 from app.core.pagination import paginate_by_id
 from app.core.security import Signer
 from app.models import Amplifier, AmplifierStatus, Suppression
+from app.tracking import counters
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -243,6 +244,8 @@ async def update(
         await session.flush()
     except IntegrityError:
         raise _duplicate(amplifier.email) from None
+    if "audience" in given:
+        await counters.audience_changed(session, {amplifier.id: amplifier.audience})
     return amplifier
 
 
@@ -286,6 +289,7 @@ async def delete(session: AsyncSession, *, organization_id: int, amplifier_id: i
         )
     await session.delete(amplifier)
     await session.flush()
+    await counters.audience_changed(session, {amplifier_id: {}})
 
 
 async def suppress(
@@ -438,6 +442,10 @@ async def import_rows(
         raise RosterChanged(
             "The roster changed while this file was imported; import it again."
         ) from None
+    await counters.audience_changed(
+        session,
+        {p["id"]: p["audience"] for group in updates.values() for p in group if "audience" in p},
+    )
 
     errors = parsed.errors
     return ImportResult(

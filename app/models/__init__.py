@@ -8,15 +8,28 @@ from app.models.delivery import Delivery, DeliveryStatus
 from app.models.link import Link, LinkKind
 from app.models.message import Message
 from app.models.organization import Organization
-from app.models.stats import AmplifierDay, CampaignHour, CostPerClick, Engagement
+from app.models.stats import (
+    AmplifierDay,
+    AmplifierTotal,
+    CampaignAmplifier,
+    CampaignCount,
+    CampaignHour,
+    CostPerClick,
+    Engagement,
+    MessageSharer,
+    NetworkSharer,
+)
 from app.models.suppression import Suppression
 
 __all__ = [
     "Amplifier",
     "AmplifierDay",
     "AmplifierStatus",
+    "AmplifierTotal",
     "ApiKey",
     "Campaign",
+    "CampaignAmplifier",
+    "CampaignCount",
     "CampaignHour",
     "CampaignStatus",
     "Click",
@@ -29,6 +42,8 @@ __all__ = [
     "LinkKind",
     "LinkVisitor",
     "Message",
+    "MessageSharer",
+    "NetworkSharer",
     "Organization",
     "Role",
     "Suppression",

@@ -1,5 +1,6 @@
-"""Statistics read from the rollups the click flush maintains (app/models/stats.py): every
-answer is a handful of small indexed aggregates, never a scan of raw clicks."""
+"""Statistics read from the rollups and counters the click flush maintains (app/models/stats.py,
+app/tracking/counters.py): a campaign's answer reads O(messages × networks) counter rows, the
+ranked lists read an index in points order, never every amplifier's rows."""
 
 from collections import defaultdict
 from collections.abc import Sequence
@@ -9,16 +10,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import (
-    Numeric,
-    Select,
-    case,
-    cast,
-    func,
-    literal,
-    select,
-    union_all,
-)
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.amplifiers import service as amplifiers
@@ -29,7 +21,10 @@ from app.core.errors import InvalidInput
 from app.models import (
     Amplifier,
     AmplifierDay,
+    AmplifierTotal,
     Campaign,
+    CampaignAmplifier,
+    CampaignCount,
     CampaignHour,
     CostPerClick,
     Delivery,
@@ -54,21 +49,29 @@ from app.stats.schemas import (
     TimePoint,
     Timeseries,
 )
+from app.tracking.counters import EVERY_MESSAGE, EVERY_NETWORK
 
-SHARE_POINTS = 10
 MAX_BUCKETS = 10_000
 MAX_ID = 2**31 - 1
 
 E = Engagement
+C = CampaignCount
 _sums = (
-    func.coalesce(func.sum(E.share_clicks), 0),
-    func.coalesce(func.sum(E.visits), 0),
-    func.coalesce(func.sum(E.unique_visitors), 0),
-    func.coalesce(func.sum(E.bot_clicks), 0),
+    func.coalesce(func.sum(E.share_clicks), 0).label("share_clicks"),
+    func.coalesce(func.sum(E.visits), 0).label("visits"),
+    func.coalesce(func.sum(E.unique_visitors), 0).label("unique_visitors"),
+    func.coalesce(func.sum(E.bot_clicks), 0).label("bot_clicks"),
 )
-# Distinct (message, network) pairs shared: one engagement row each.
-_shared_pairs = func.coalesce(func.sum(case((E.share_clicks > 0, 1), else_=0)), 0)
-_sharers = func.count(func.distinct(case((E.share_clicks > 0, E.amplifier_id))))
+_counter_columns = (
+    C.message_id,
+    C.network,
+    C.share_clicks,
+    C.visits,
+    C.unique_visitors,
+    C.bot_clicks,
+    C.sharers,
+    C.potential_reach,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +82,14 @@ class Counts:
     bot_clicks: int = 0
 
     @classmethod
-    def of(cls, row: Sequence[Any]) -> "Counts":
-        return cls(*(int(value or 0) for value in row[:4]))
+    def of(cls, row: Any) -> "Counts":
+        """From a row with labelled share_clicks, visits, unique_visitors, bot_clicks."""
+        return cls(
+            int(row.share_clicks or 0),
+            int(row.visits or 0),
+            int(row.unique_visitors or 0),
+            int(row.bot_clicks or 0),
+        )
 
 
 def _emv(visits: int, rate: cpc.Cpc) -> Decimal:
@@ -143,34 +152,23 @@ async def campaign_stats(
     campaign = await campaigns.get(
         session, organization_id=organization_id, campaign_id=campaign_id
     )
-    where = E.campaign_id == campaign.id
     deliveries = {
-        status: (int(count), changed)
-        for status, count, changed in (
+        row.status: (int(row.deliveries), row.changed)
+        for row in (
             await session.execute(
-                select(Delivery.status, func.count(), func.max(Delivery.updated_at))
+                select(
+                    Delivery.status,
+                    func.count().label("deliveries"),
+                    func.max(Delivery.updated_at).label("changed"),
+                )
                 .where(Delivery.campaign_id == campaign.id)
                 .group_by(Delivery.status)
             )
         ).all()
     }
-    by_pair = (
-        await session.execute(
-            select(E.message_id, E.network, *_sums).where(where).group_by(E.message_id, E.network)
-        )
+    counters = (
+        await session.execute(select(*_counter_columns).where(C.campaign_id == campaign.id))
     ).all()
-    sharers_by_network = dict(
-        (await session.execute(select(E.network, _sharers).where(where).group_by(E.network))).all()
-    )
-    sharers_by_message = dict(
-        (
-            await session.execute(
-                select(E.message_id, _sharers).where(where).group_by(E.message_id)
-            )
-        ).all()
-    )
-    sharers = int(await session.scalar(select(_sharers).where(where)) or 0)
-    reach = await _potential_reach(session, campaign.id)
     rates = await cpc.rates(session, organization_id=organization_id)
     stats_changed = await session.scalar(
         select(func.max(CampaignHour.updated_at)).where(CampaignHour.campaign_id == campaign.id)
@@ -181,22 +179,27 @@ async def campaign_stats(
         m.id: MessageCounts(message_id=m.id, position=m.position) for m in campaign.messages
     }
     total = Counts()
-    for message_id, network, *values in by_pair:
-        counts = Counts.of(values)
-        total = _add(total, counts)
-        _accumulate(network_counts.setdefault(network, NetworkCounts()), counts)
-        if message_id in message_counts:
-            _accumulate(message_counts[message_id], counts)
+    sharers = reach = 0
+    for row in counters:
+        if row.message_id == EVERY_MESSAGE and row.network == EVERY_NETWORK:
+            sharers = int(row.sharers)
+        elif row.message_id == EVERY_MESSAGE:  # one network, every message
+            network_counts.setdefault(row.network, NetworkCounts()).sharers = int(row.sharers)
+            reach += int(row.potential_reach)
+        elif row.network == EVERY_NETWORK:  # one message, every network
+            if row.message_id in message_counts:
+                message_counts[row.message_id].sharers = int(row.sharers)
+        else:
+            counts = Counts.of(row)
+            total = _add(total, counts)
+            _accumulate(network_counts.setdefault(row.network, NetworkCounts()), counts)
+            if row.message_id in message_counts:
+                _accumulate(message_counts[row.message_id], counts)
     emv = Decimal(0)
     for network, net in network_counts.items():  # rounded once, from the network's visits
         value = _emv(net.visits, rates[network]) if network in rates else Decimal(0)
         net.emv = _money(value)
         emv += value
-    for network, count in sharers_by_network.items():
-        network_counts.setdefault(network, NetworkCounts()).sharers = int(count)
-    for message_id, count in sharers_by_message.items():
-        if message_id in message_counts:
-            message_counts[message_id].sharers = int(count)
 
     sent = deliveries.get(DeliveryStatus.SENT, (0, None))[0]
     changes = [campaign.updated_at, stats_changed, *(c for _, c in deliveries.values())]
@@ -242,55 +245,71 @@ def _accumulate(target: Any, counts: Counts) -> None:
         target.bot_clicks += counts.bot_clicks
 
 
-async def _potential_reach(session: AsyncSession, campaign_id: int) -> int:
-    """Σ of each sharer's current audience on every network they shared to."""
-    shared = (
-        select(E.amplifier_id, E.network)
-        .where(E.campaign_id == campaign_id, E.share_clicks > 0)
-        .distinct()
-        .subquery()
-    )
-    value: Any
-    if session.get_bind().dialect.name == "postgresql":
-        value = Amplifier.audience.op("->")(shared.c.network)
-        number = cast(Amplifier.audience.op("->>")(shared.c.network), Numeric)
-        followers = case(
-            (func.jsonb_typeof(value) == "number", number),
-            else_=0,
-        )
-    else:
-        value = func.json_extract(Amplifier.audience, literal("$.") + shared.c.network)
-        followers = case((func.typeof(value).in_(("integer", "real")), value), else_=0)
-    total = await session.scalar(
-        select(func.coalesce(func.sum(followers), 0)).select_from(
-            shared.join(Amplifier, Amplifier.id == shared.c.amplifier_id)
-        )
-    )
-    return int(total or 0)
-
-
 # --- per amplifier of a campaign --------------------------------------------------------------
 
 
-def _amplifier_rows(campaign_id: int) -> Select[Any]:
-    """Every amplifier with a delivery in the campaign, with totals and points, best first."""
-    totals = (
-        select(E.amplifier_id, *_sums, _shared_pairs.label("pairs"))
-        .where(E.campaign_id == campaign_id)
-        .group_by(E.amplifier_id)
-        .subquery()
-    )
-    columns = list(totals.c)[1:6]
-    share, visits, unique, bots, pairs = (func.coalesce(c, 0) for c in columns)
-    points = (pairs * SHARE_POINTS + unique).label("points")
+CA = CampaignAmplifier
+_amplifier_columns: tuple[Any, ...] = (
+    Amplifier.id.label("amplifier_id"),
+    Amplifier.email,
+    Amplifier.name,
+    func.coalesce(CA.share_clicks, 0).label("share_clicks"),
+    func.coalesce(CA.visits, 0).label("visits"),
+    func.coalesce(CA.unique_visitors, 0).label("unique_visitors"),
+    func.coalesce(CA.bot_clicks, 0).label("bot_clicks"),
+    func.coalesce(CA.points, 0).label("points"),
+)
+
+
+def _scoring(campaign_id: int) -> Select[Any]:
+    """The campaign's amplifiers with points, best first, read in the points index's order."""
     return (
-        select(Amplifier.id, Amplifier.email, Amplifier.name, share, visits, unique, bots, points)
+        select(*_amplifier_columns)
+        .select_from(CA)
+        .join(Amplifier, Amplifier.id == CA.amplifier_id)
+        .join(
+            Delivery,
+            and_(Delivery.campaign_id == campaign_id, Delivery.amplifier_id == CA.amplifier_id),
+        )
+        .where(CA.campaign_id == campaign_id, CA.points > 0)
+        .order_by(CA.points.desc(), CA.amplifier_id)
+    )
+
+
+def _scoreless(campaign_id: int) -> Select[Any]:
+    """The campaign's other amplifiers (0 points, counts or not), by id: every delivery."""
+    return (
+        select(*_amplifier_columns)
         .select_from(Delivery)
         .join(Amplifier, Amplifier.id == Delivery.amplifier_id)
-        .outerjoin(totals, totals.c.amplifier_id == Delivery.amplifier_id)
-        .where(Delivery.campaign_id == campaign_id)
-        .order_by(points.desc(), Amplifier.id)
+        .outerjoin(
+            CA, and_(CA.campaign_id == campaign_id, CA.amplifier_id == Delivery.amplifier_id)
+        )
+        .where(Delivery.campaign_id == campaign_id, or_(CA.points.is_(None), CA.points <= 0))
+        .order_by(Delivery.amplifier_id)
     )
+
+
+async def _amplifier_rows(
+    session: AsyncSession, campaign_id: int, offset: int, limit: int | None
+) -> list[Any]:
+    """Every amplifier with a delivery in the campaign, with totals and points, best first
+    (then by id): those with points from their index, then the rest by delivery."""
+    head = _scoring(campaign_id).offset(offset)
+    rows = list((await session.execute(head if limit is None else head.limit(limit))).all())
+    if limit is not None and len(rows) >= limit:
+        return rows
+    if rows or offset == 0:
+        skip = 0
+    else:  # the page starts past the amplifiers with points
+        scoring = await session.scalar(
+            select(func.count()).select_from(_scoring(campaign_id).order_by(None).subquery())
+        )
+        skip = offset - int(scoring or 0)
+    tail = _scoreless(campaign_id).offset(skip)
+    if limit is not None:
+        tail = tail.limit(limit - len(rows))
+    return rows + list((await session.execute(tail)).all())
 
 
 async def campaign_amplifiers(
@@ -304,12 +323,9 @@ async def campaign_amplifiers(
     campaign = await campaigns.get(
         session, organization_id=organization_id, campaign_id=campaign_id, with_messages=False
     )
-    stmt = _amplifier_rows(campaign.id).offset(offset)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    rows = (await session.execute(stmt)).all()
+    rows = await _amplifier_rows(session, campaign.id, offset, limit)
     per_network: dict[int, dict[str, AmplifierNetworkCounts]] = defaultdict(dict)
-    ids = [row[0] for row in rows]
+    ids = [row.amplifier_id for row in rows]
     for start in range(0, len(ids), 5_000):
         chunk = ids[start : start + 5_000]
         network_rows = await session.execute(
@@ -317,25 +333,26 @@ async def campaign_amplifiers(
             .where(E.campaign_id == campaign.id, E.amplifier_id.in_(chunk))
             .group_by(E.amplifier_id, E.network)
         )
-        for amplifier_id, network, *values in network_rows.all():
-            counts = Counts.of(values)
-            per_network[amplifier_id][network] = AmplifierNetworkCounts(
+        for row in network_rows.all():
+            counts = Counts.of(row)
+            per_network[row.amplifier_id][row.network] = AmplifierNetworkCounts(
                 share_clicks=counts.share_clicks,
                 visits=counts.visits,
                 unique_visitors=counts.unique_visitors,
             )
     return [
         CampaignAmplifierStats(
-            amplifier_id=row[0],
-            email=row[1],
-            name=row[2],
-            share_clicks=int(row[3]),
-            visits=int(row[4]),
-            unique_visitors=int(row[5]),
-            bot_clicks=int(row[6]),
-            points=int(row[7]),
+            amplifier_id=row.amplifier_id,
+            email=row.email,
+            name=row.name,
+            share_clicks=int(row.share_clicks),
+            visits=int(row.visits),
+            unique_visitors=int(row.unique_visitors),
+            bot_clicks=int(row.bot_clicks),
+            points=int(row.points),
             by_network={
-                n: per_network[row[0]].get(n, AmplifierNetworkCounts()) for n in campaign.networks
+                n: per_network[row.amplifier_id].get(n, AmplifierNetworkCounts())
+                for n in campaign.networks
             },
         )
         for row in rows
@@ -360,28 +377,29 @@ async def message_stats(
     row = found.first() if found is not None else None
     if row is None:
         raise MessageNotFound(f"Message {message_id} does not exist.")
-    where = E.message_id == message_id
     by_network = {n: MessageNetworkCounts() for n in row.networks}
-    for network, *values in (
-        await session.execute(select(E.network, *_sums, _sharers).where(where).group_by(E.network))
-    ).all():
-        counts = Counts.of(values)
-        target = by_network.setdefault(network, MessageNetworkCounts())
-        _accumulate(target, counts)
-        target.sharers = int(values[4])
-    total = Counts.of(
-        (
-            sum(n.share_clicks for n in by_network.values()),
-            sum(n.visits for n in by_network.values()),
-            sum(n.unique_visitors for n in by_network.values()),
-            sum(n.bot_clicks for n in by_network.values()),
+    total = Counts()
+    sharers = 0
+    for counter in (
+        await session.execute(
+            select(*_counter_columns).where(
+                C.campaign_id == row.campaign_id, C.message_id == message_id
+            )
         )
-    )
+    ).all():
+        if counter.network == EVERY_NETWORK:
+            sharers = int(counter.sharers)
+            continue
+        counts = Counts.of(counter)
+        total = _add(total, counts)
+        target = by_network.setdefault(counter.network, MessageNetworkCounts())
+        _accumulate(target, counts)
+        target.sharers = int(counter.sharers)
     return MessageStats(
         message_id=message_id,
         campaign_id=row.campaign_id,
         share_clicks=total.share_clicks,
-        sharers=int(await session.scalar(select(_sharers).where(where)) or 0),
+        sharers=sharers,
         visits=total.visits,
         unique_visitors=total.unique_visitors,
         bot_clicks=total.bot_clicks,
@@ -403,32 +421,39 @@ async def amplifier_stats(
     where = E.amplifier_id == amplifier.id
     by_network: dict[str, AmplifierNetworkCounts] = {}
     bots = 0
-    for network, *values in (
+    for row in (
         await session.execute(select(E.network, *_sums).where(where).group_by(E.network))
     ).all():
-        counts = Counts.of(values)
+        counts = Counts.of(row)
         bots += counts.bot_clicks
-        by_network[network] = AmplifierNetworkCounts(
+        by_network[row.network] = AmplifierNetworkCounts(
             share_clicks=counts.share_clicks,
             visits=counts.visits,
             unique_visitors=counts.unique_visitors,
         )
+    CA = CampaignAmplifier
     by_campaign = [
         AmplifierCampaignCounts(
-            campaign_id=campaign_id,
-            name=name,
-            share_clicks=int(share),
-            visits=int(visits),
-            unique_visitors=int(unique),
-            points=int(pairs) * SHARE_POINTS + int(unique),
+            campaign_id=row.campaign_id,
+            name=row.name,
+            share_clicks=int(row.share_clicks),
+            visits=int(row.visits),
+            unique_visitors=int(row.unique_visitors),
+            points=int(row.points),
         )
-        for campaign_id, name, share, visits, unique, _bots, pairs in (
+        for row in (
             await session.execute(
-                select(E.campaign_id, Campaign.name, *_sums, _shared_pairs)
-                .join(Campaign, Campaign.id == E.campaign_id)
-                .where(where)
-                .group_by(E.campaign_id, Campaign.name, Campaign.created_at)
-                .order_by(Campaign.created_at.desc(), E.campaign_id.desc())
+                select(
+                    CA.campaign_id,
+                    Campaign.name,
+                    CA.share_clicks,
+                    CA.visits,
+                    CA.unique_visitors,
+                    CA.points,
+                )
+                .join(Campaign, Campaign.id == CA.campaign_id)
+                .where(CA.amplifier_id == amplifier.id)
+                .order_by(Campaign.created_at.desc(), CA.campaign_id.desc())
             )
         ).all()
     ]
@@ -550,60 +575,84 @@ async def leaderboard(
     offset: int,
     limit: int,
 ) -> list[LeaderboardEntry]:
-    """Points, share clicks and visits earned on the UTC days from `since` to `until`."""
+    """Points, share clicks and visits earned on the UTC days from `since` to `until`: all
+    time and a single day read an index in points order; other periods add up their days."""
+    if since is None and until is None:
+        ranked = _all_time(organization_id)
+    elif since is not None and since == until:
+        ranked = _one_day(organization_id, since)
+    else:
+        ranked = _days_between(organization_id, since, until)
+    ranked = ranked.offset(offset).limit(limit)
+    return [
+        LeaderboardEntry(
+            amplifier_id=row.amplifier_id,
+            name=row.name,
+            email=row.email,
+            points=int(row.points or 0),
+            share_clicks=int(row.share_clicks or 0),
+            visits=int(row.visits or 0),
+            unique_visitors=int(row.unique_visitors or 0),
+        )
+        for row in (await session.execute(ranked)).all()
+    ]
+
+
+def _ranked(table: Any, where: Any, columns: Sequence[Any] | None = None) -> Select[Any]:
+    """Amplifiers with anything to show (deleted ones left out), best first, then by id."""
+    share, visits, unique, points = columns or (
+        table.share_clicks,
+        table.visits,
+        table.unique_visitors,
+        table.points,
+    )
+    return (
+        select(
+            table.amplifier_id,
+            Amplifier.name,
+            Amplifier.email,
+            points.label("points"),
+            share.label("share_clicks"),
+            visits.label("visits"),
+            unique.label("unique_visitors"),
+        )
+        .join(Amplifier, Amplifier.id == table.amplifier_id)
+        .where(where)
+        .order_by(points.desc(), table.amplifier_id)
+    )
+
+
+def _all_time(organization_id: int) -> Select[Any]:
+    T = AmplifierTotal
+    anything = or_(T.points > 0, T.share_clicks > 0, T.visits > 0)
+    return _ranked(T, and_(T.organization_id == organization_id, anything))
+
+
+def _one_day(organization_id: int, day: date) -> Select[Any]:
+    D = AmplifierDay
+    anything = or_(D.points > 0, D.share_clicks > 0, D.visits > 0, D.first_shares > 0)
+    return _ranked(D, and_(D.organization_id == organization_id, D.day == day, anything))
+
+
+def _days_between(organization_id: int, since: date | None, until: date | None) -> Select[Any]:
     D = AmplifierDay
     days = select(
         D.amplifier_id,
-        D.share_clicks.label("share"),
-        D.visits.label("visits"),
-        D.unique_visitors.label("uniq"),
-        literal(0).label("pairs"),
+        func.sum(D.share_clicks).label("share_clicks"),
+        func.sum(D.visits).label("visits"),
+        func.sum(D.unique_visitors).label("unique_visitors"),
+        func.sum(D.points).label("points"),
+        func.sum(D.first_shares).label("first_shares"),
     ).where(D.organization_id == organization_id)
-    firsts = select(
-        E.amplifier_id,
-        literal(0).label("share"),
-        literal(0).label("visits"),
-        literal(0).label("uniq"),
-        literal(1).label("pairs"),
-    ).where(E.organization_id == organization_id, E.first_shared_at.is_not(None))
     if since is not None:
         days = days.where(D.day >= since)
-        firsts = firsts.where(E.first_shared_at >= datetime.combine(since, time(), tzinfo=UTC))
     if until is not None:
         days = days.where(D.day <= until)
-        end = datetime.combine(until + timedelta(days=1), time(), tzinfo=UTC)
-        firsts = firsts.where(E.first_shared_at < end)
-    both = union_all(days, firsts).subquery()
-    points = (func.sum(both.c.pairs) * SHARE_POINTS + func.sum(both.c.uniq)).label("points")
-    ranked = (
-        select(
-            both.c.amplifier_id,
-            points,
-            func.sum(both.c.share),
-            func.sum(both.c.visits),
-            func.sum(both.c.uniq),
-        )
-        .group_by(both.c.amplifier_id)
-        .having(func.sum(both.c.pairs + both.c.share + both.c.visits + both.c.uniq) > 0)
-        .subquery()
+    summed = days.group_by(D.amplifier_id).subquery()
+    anything = or_(
+        summed.c.points > 0,
+        summed.c.share_clicks > 0,
+        summed.c.visits > 0,
+        summed.c.first_shares > 0,
     )
-    rows = await session.execute(
-        select(Amplifier.id, Amplifier.name, Amplifier.email, *list(ranked.c)[1:])
-        .join(ranked, ranked.c.amplifier_id == Amplifier.id)
-        .where(Amplifier.organization_id == organization_id)
-        .order_by(ranked.c.points.desc(), Amplifier.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    return [
-        LeaderboardEntry(
-            amplifier_id=row[0],
-            name=row[1],
-            email=row[2],
-            points=int(row[3] or 0),
-            share_clicks=int(row[4] or 0),
-            visits=int(row[5] or 0),
-            unique_visitors=int(row[6] or 0),
-        )
-        for row in rows.all()
-    ]
+    return _ranked(summed.c, anything)

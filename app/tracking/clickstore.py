@@ -133,106 +133,88 @@ async def facts_of_links(connection: AsyncConnection, ids: Sequence[int]) -> dic
     return facts
 
 
-# Rows for the statistics rollups (app/models/stats.py):
-# engagement: campaign, amplifier, message, network, organization, share clicks, visits,
-#   unique visitors, bot clicks, hour of the batch's first human share click (or None);
-# campaign hours: campaign, hour, share clicks, visits, unique visitors, bot clicks;
-# amplifier days: organization, day, amplifier, share clicks, visits, unique visitors.
-EngagementRow = tuple[int, int, int, str, int, int, int, int, int, datetime | None]
-HourRow = tuple[int, datetime, int, int, int, int]
-DayRow = tuple[int, date, int, int, int, int]
+@dataclass(frozen=True, slots=True)
+class BulkUpsert:
+    """`INSERT … ON CONFLICT` of a whole batch in one statement: `unnest` over one array per
+    column on PostgreSQL, `json_each` over one document on SQLite. Rows are tuples in
+    `columns` order; `stamped` names a column set to the moment of the write."""
 
+    table: str
+    columns: tuple[tuple[str, str], ...]  # (name, PostgreSQL type), in row order
+    key: tuple[str, ...]
+    added: tuple[str, ...] = ()  # columns whose new values are added to the stored ones
+    extra_set: str = ""  # further SET assignments, after the additions
+    returning: tuple[str, ...] = ()
+    stamped: str | None = None
 
-_COUNTS = ("share_clicks", "visits", "unique_visitors")
-_ENGAGEMENT_COLUMNS = (
-    "campaign_id, amplifier_id, message_id, network, organization_id, share_clicks, visits, "
-    "unique_visitors, bot_clicks, first_shared_at"
-)
-# A (message, network) earns its share points at its first human share click; a burst
-# re-flagging every share of it takes them back.
-_ENGAGEMENT_UPDATE = (
-    "ON CONFLICT (campaign_id, amplifier_id, message_id, network) DO UPDATE SET "
-    f"{_added('engagement', (*_COUNTS, 'bot_clicks'))}, "
-    "first_shared_at = CASE "
-    "WHEN engagement.share_clicks + excluded.share_clicks <= 0 THEN NULL "
-    "WHEN engagement.share_clicks <= 0 THEN excluded.first_shared_at "
-    "ELSE engagement.first_shared_at END, "
-    "updated_at = excluded.updated_at"
-)
-_HOUR_COLUMNS = "campaign_id, hour, share_clicks, visits, unique_visitors, bot_clicks, updated_at"
-_HOUR_UPDATE = (
-    "ON CONFLICT (campaign_id, hour) DO UPDATE SET "
-    f"{_added('campaign_hours', (*_COUNTS, 'bot_clicks'))}, updated_at = excluded.updated_at"
-)
-_DAY_COLUMNS = "organization_id, day, amplifier_id, share_clicks, visits, unique_visitors"
-_DAY_UPDATE = (
-    "ON CONFLICT (organization_id, day, amplifier_id) DO UPDATE SET "
-    f"{_added('amplifier_days', _COUNTS)}"
-)
+    def _assignments(self) -> str:
+        parts = [f"{c} = {self.table}.{c} + excluded.{c}" for c in self.added]
+        if self.extra_set:
+            parts.append(self.extra_set)
+        if self.stamped:
+            parts.append(f"{self.stamped} = excluded.{self.stamped}")
+        return ", ".join(parts)
 
+    def _tail(self) -> str:
+        conflict = f" ON CONFLICT ({', '.join(self.key)}) "
+        assignments = self._assignments()
+        tail = conflict + (f"DO UPDATE SET {assignments}" if assignments else "DO NOTHING")
+        if self.returning:
+            tail += f" RETURNING {', '.join(self.returning)}"
+        return tail
 
-# SQLite: ?1 the rows as JSON, ?2 the time of the change.
-_SQLITE_ENGAGEMENT = (
-    f"INSERT INTO engagement ({_ENGAGEMENT_COLUMNS}, updated_at) "
-    f"SELECT {_json_values(10)}, ?2 FROM json_each(?1) WHERE true {_ENGAGEMENT_UPDATE}"
-)
-_SQLITE_HOURS = (
-    f"INSERT INTO campaign_hours ({_HOUR_COLUMNS}) "
-    f"SELECT {_json_values(6)}, ?2 FROM json_each(?1) WHERE true {_HOUR_UPDATE}"
-)
-_SQLITE_DAYS = (
-    f"INSERT INTO amplifier_days ({_DAY_COLUMNS}) "
-    f"SELECT {_json_values(6)} FROM json_each(?1) WHERE true {_DAY_UPDATE}"
-)
-_PG_ENGAGEMENT = (
-    f"INSERT INTO engagement ({_ENGAGEMENT_COLUMNS}, updated_at) "
-    "SELECT *, $11::timestamptz FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], "
-    "$5::int[], $6::int[], $7::int[], $8::int[], $9::int[], $10::timestamptz[]) "
-    + _ENGAGEMENT_UPDATE
-)
-_PG_HOURS = (
-    f"INSERT INTO campaign_hours ({_HOUR_COLUMNS}) "
-    "SELECT *, $7::timestamptz FROM unnest($1::int[], $2::timestamptz[], $3::int[], $4::int[], "
-    "$5::int[], $6::int[]) " + _HOUR_UPDATE
-)
-_PG_DAYS = (
-    f"INSERT INTO amplifier_days ({_DAY_COLUMNS}) "
-    "SELECT * FROM unnest($1::int[], $2::date[], $3::int[], $4::int[], $5::int[], $6::int[]) "
-    + _DAY_UPDATE
-)
+    def _names(self) -> str:
+        names = [name for name, _ in self.columns]
+        if self.stamped:
+            names.append(self.stamped)
+        return ", ".join(names)
 
-
-async def add_stats(
-    connection: AsyncConnection,
-    engagement: Sequence[EngagementRow],
-    hours: Sequence[HourRow],
-    days: Sequence[DayRow],
-) -> None:
-    """Add a batch's counts to the statistics rollups, one statement per table."""
-    now = utcnow()
-    if _is_postgresql(connection):
-        driver = await driver_connection(connection)
-        if engagement:
-            await driver.execute(_PG_ENGAGEMENT, *_columns(engagement), now)
-        if hours:
-            await driver.execute(_PG_HOURS, *_columns(hours), now)
-        if days:
-            await driver.execute(_PG_DAYS, *_columns(days))
-        return
-    stamp = sqlite_datetime(now)
-    if engagement:
-        firsts = _texts(row[9] for row in engagement if row[9] is not None)
-        document = _json(
-            [(*row[:9], None if row[9] is None else firsts[row[9]]) for row in engagement]
+    def postgresql(self) -> str:
+        arrays = ", ".join(f"${i}::{kind}[]" for i, (_, kind) in enumerate(self.columns, 1))
+        stamp = f", ${len(self.columns) + 1}::timestamptz" if self.stamped else ""
+        return (
+            f"INSERT INTO {self.table} ({self._names()}) SELECT *{stamp} FROM unnest({arrays})"
+            + self._tail()
         )
-        await connection.exec_driver_sql(_SQLITE_ENGAGEMENT, (document, stamp))
-    if hours:
-        texts = _texts(row[1] for row in hours)
-        document = _json([(row[0], texts[row[1]], *row[2:]) for row in hours])
-        await connection.exec_driver_sql(_SQLITE_HOURS, (document, stamp))
-    if days:
-        document = _json([(row[0], row[1].isoformat(), *row[2:]) for row in days])
-        await connection.exec_driver_sql(_SQLITE_DAYS, (document,))
+
+    def sqlite(self) -> str:
+        stamp = ", ?2" if self.stamped else ""
+        # `WHERE true` keeps SQLite from reading ON CONFLICT as a join constraint.
+        return (
+            f"INSERT INTO {self.table} ({self._names()}) "
+            f"SELECT {_json_values(len(self.columns))}{stamp} FROM json_each(?1) WHERE true"
+            + self._tail()
+        )
+
+    async def run(
+        self, connection: AsyncConnection, rows: Sequence[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """Write `rows`; returns the `returning` columns of each row written."""
+        if not rows:
+            return []
+        now = utcnow()
+        if _is_postgresql(connection):
+            driver = await driver_connection(connection)
+            stamp = (now,) if self.stamped else ()
+            records = await driver.fetch(self.postgresql(), *_columns(rows), *stamp)
+            return [tuple(record) for record in records]
+        times = [i for i, (_, kind) in enumerate(self.columns) if kind in ("timestamptz", "date")]
+        document = _json([_sqlite_values(row, times) for row in rows] if times else rows)
+        parameters = (document, sqlite_datetime(now)) if self.stamped else (document,)
+        result = await connection.exec_driver_sql(self.sqlite(), parameters)
+        return [tuple(row) for row in result.all()] if self.returning else []
+
+
+def _sqlite_values(row: tuple[Any, ...], times: Sequence[int]) -> list[Any]:
+    """SQLite's stored text for the row's moments and days (None stays None)."""
+    values = list(row)
+    for i in times:
+        value = values[i]
+        if isinstance(value, datetime):
+            values[i] = sqlite_datetime(value)
+        elif isinstance(value, date):
+            values[i] = value.isoformat()
+    return values
 
 
 def _is_postgresql(connection: AsyncConnection) -> bool:
@@ -274,8 +256,8 @@ async def add_visitors(
         driver = await driver_connection(connection)
         records = await driver.fetch(_PG_VISITORS, *_columns(rows))
         return [(record[0], record[1]) for record in records]
-    texts = _texts(row[3] for row in rows)
-    days = {day: day.isoformat() for day in {row[1] for row in rows}}
+    texts = _texts(hour for _, _, _, hour in rows)
+    days = {day: day.isoformat() for day in {day for _, day, _, _ in rows}}
     document = _json([(link, days[day], visitor, texts[hour]) for link, day, visitor, hour in rows])
     result = await connection.exec_driver_sql(_SQLITE_VISITORS, (document,))
     hours = {text: hour for hour, text in texts.items()}
@@ -291,7 +273,7 @@ async def add_rollups(connection: AsyncConnection, rows: Sequence[RollupRow]) ->
         driver = await driver_connection(connection)
         await driver.execute(_PG_ROLLUPS, *_columns(rows))
         return
-    texts = _texts(row[1] for row in rows)
+    texts = _texts(hour for _, hour, _, _, _ in rows)
     document = _json([(link, texts[hour], *counts) for link, hour, *counts in rows])
     await connection.exec_driver_sql(_SQLITE_ROLLUPS, (document,))
 

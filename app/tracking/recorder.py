@@ -32,16 +32,15 @@ from app.core.metrics import (
     CLICKS_PENDING,
     CLICKS_RECORDED,
 )
-from app.models import Click, Link, LinkKind, LinkVisitor
+from app.models import Click, Link, LinkVisitor
 from app.tracking.clickstore import (
     LinkFacts,
     add_rollups,
-    add_stats,
     add_visitors,
     burst_suspects,
-    facts_of_links,
     insert_clicks,
 )
+from app.tracking.counters import add_stats
 
 logger = logging.getLogger("amplify.clicks")
 
@@ -250,64 +249,8 @@ async def store_clicks(connection: AsyncConnection, clicks: Sequence[ClickEvent]
     await _count_new_visitors(connection, clicks, hours, deltas)
     reflagged = await _reclassify_bursts(connection, clicks, deltas)
     await _apply_rollups(connection, deltas)
-    await _apply_stats(connection, clicks, deltas)
+    await add_stats(connection, clicks, deltas)
     return reflagged
-
-
-def _four(counts: list[int]) -> tuple[int, int, int, int]:
-    return counts[0], counts[1], counts[2], counts[3]
-
-
-def _three(counts: list[int]) -> tuple[int, int, int]:
-    return counts[0], counts[1], counts[2]
-
-
-async def _apply_stats(
-    connection: AsyncConnection, clicks: Sequence[ClickEvent], deltas: dict[Any, _Delta]
-) -> None:
-    """The per-link hourly deltas, added up by amplifier × message × network, by campaign and
-    hour, and by amplifier and day."""
-    facts = {c.link_id: c.facts for c in clicks if c.facts is not None}
-    missing = sorted({link_id for link_id, _ in deltas} - facts.keys())
-    if missing:
-        facts.update(await facts_of_links(connection, missing))
-    engagement: dict[tuple[int, int, int, str], list[Any]] = {}
-    hours: dict[tuple[int, datetime], list[int]] = {}
-    days: dict[tuple[int, date, int], list[int]] = {}
-    for (link_id, hour), delta in deltas.items():
-        link = facts.get(link_id)
-        if link is None:  # deleted meanwhile: its rollups went with it
-            continue
-        share = delta.clicks if link.kind == LinkKind.SHARE else 0
-        visits = delta.clicks - share
-        unique = delta.unique_visitors if link.kind == LinkKind.VISIT else 0
-        key = (link.campaign_id, link.amplifier_id, link.message_id, link.network)
-        row = engagement.setdefault(key, [link.organization_id, 0, 0, 0, 0, None])
-        row[1] += share
-        row[2] += visits
-        row[3] += unique
-        row[4] += delta.bot_clicks
-        if share > 0 and (row[5] is None or hour < row[5]):
-            row[5] = hour
-        counts = hours.setdefault((link.campaign_id, hour), [0, 0, 0, 0])
-        counts[0] += share
-        counts[1] += visits
-        counts[2] += unique
-        counts[3] += delta.bot_clicks
-        day = days.setdefault((link.organization_id, hour.date(), link.amplifier_id), [0, 0, 0])
-        day[0] += share
-        day[1] += visits
-        day[2] += unique
-    await add_stats(
-        connection,
-        [(*key, *values) for key, values in engagement.items()],
-        [(campaign, hour, *_four(counts)) for (campaign, hour), counts in hours.items()],
-        [
-            (org, day, amp, *_three(counts))
-            for (org, day, amp), counts in days.items()
-            if any(counts)
-        ],
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
-"""The data backfills of migrations 0003 (clicks.kind/delivery_id, link_visitors, click_rollups)
-and 0004 (engagement, campaign_hours, amplifier_days), on a database of their own: migrated
-to 0002, given clicks with plain SQL, then upgraded to head. Every expected value below is
-counted by hand from CLICKS.
+"""The data backfills of migrations 0003 (clicks.kind/delivery_id, link_visitors, click_rollups),
+0004 (engagement, campaign_hours, amplifier_days) and 0005 (the statistics counters), on a
+database of their own: migrated to 0002, given clicks with plain SQL, then upgraded to head.
+Every expected value below is counted by hand from CLICKS.
 
 On PostgreSQL the scratch database's TimeZone is set to Pacific/Marquesas (UTC-09:30): a
 half-hour offset that also puts the 09:00-09:29 UTC clicks on the previous local day, so any
@@ -70,9 +70,9 @@ async def _seed(engine: AsyncEngine) -> None:
         (
             "INSERT INTO amplifiers (id, organization_id, email, email_key, name, tags, "
             "networks, audience, locale, status, created_at, updated_at) VALUES (:id, :org, "
-            "'ada@example.com', 'ada@example.com', 'Ada', '[]', '[\"linkedin\"]', '[]', 'en', "
+            "'ada@example.com', 'ada@example.com', 'Ada', '[]', '[\"linkedin\"]', :audience, 'en', "
             "'active', :now, :now)",
-            {"id": AMPLIFIER, "org": ORG, **now},
+            {"id": AMPLIFIER, "org": ORG, "audience": '{"linkedin": 250, "x": "n/a"}', **now},
         ),
         (
             "INSERT INTO campaigns (id, organization_id, name, subject, intro, audience, "
@@ -216,6 +216,21 @@ AMPLIFIER_DAYS = [  # organization, day, amplifier, share clicks, visits, unique
     (ORG, D1, AMPLIFIER, 2, 6, 3),
     (ORG, D2, AMPLIFIER, 1, 2, 1),
 ]
+# ... and the (message, network) pairs first shared that day, points: 10 × those + unique
+AMPLIFIER_DAY_POINTS = [(ORG, D1, AMPLIFIER, 1, 13), (ORG, D2, AMPLIFIER, 0, 1)]
+# campaign, message (0: all), network ('': all), share clicks, visits, unique visitors, bot
+# clicks, sharers, potential reach (Ada shared on linkedin, where her audience is 250)
+CAMPAIGN_COUNTS = [
+    (CAMPAIGN, 0, "", 0, 0, 0, 0, 1, 0),
+    (CAMPAIGN, 0, NETWORK, 0, 0, 0, 0, 1, 250),
+    (CAMPAIGN, MESSAGE, "", 0, 0, 0, 0, 1, 0),
+    (CAMPAIGN, MESSAGE, NETWORK, 3, 8, 4, 2, 1, 0),
+]
+# campaign, amplifier, share clicks, visits, unique visitors, bot clicks, pairs shared, points
+CAMPAIGN_AMPLIFIERS = [(CAMPAIGN, AMPLIFIER, 3, 8, 4, 2, 1, 14)]
+AMPLIFIER_TOTALS = [(ORG, AMPLIFIER, 3, 8, 4, 14)]  # share clicks, visits, unique, points
+MESSAGE_SHARERS = [(CAMPAIGN, MESSAGE, AMPLIFIER, 1)]  # one network shared
+NETWORK_SHARERS = [(CAMPAIGN, NETWORK, AMPLIFIER, 1, 250)]  # one message shared; audience
 
 LINK_VISITORS_SQL = "SELECT link_id, day, visitor_key, hour FROM link_visitors ORDER BY 1, 2, 3"
 CLICK_ROLLUPS_SQL = (
@@ -234,6 +249,29 @@ AMPLIFIER_DAYS_SQL = (
     "FROM amplifier_days ORDER BY 1, 2, 3"
 )
 FIRST_SHARED = {"first_shared_at": UTCDateTime()}
+AMPLIFIER_DAY_POINTS_SQL = (
+    "SELECT organization_id, day, amplifier_id, first_shares, points FROM amplifier_days "
+    "ORDER BY 1, 2, 3"
+)
+CAMPAIGN_COUNTS_SQL = (
+    "SELECT campaign_id, message_id, network, share_clicks, visits, unique_visitors, "
+    "bot_clicks, sharers, potential_reach FROM campaign_counts ORDER BY 1, 2, 3"
+)
+CAMPAIGN_AMPLIFIERS_SQL = (
+    "SELECT campaign_id, amplifier_id, share_clicks, visits, unique_visitors, bot_clicks, "
+    "shared_pairs, points FROM campaign_amplifiers ORDER BY 1, 2"
+)
+AMPLIFIER_TOTALS_SQL = (
+    "SELECT organization_id, amplifier_id, share_clicks, visits, unique_visitors, points "
+    "FROM amplifier_totals ORDER BY 1, 2"
+)
+MESSAGE_SHARERS_SQL = (
+    "SELECT campaign_id, message_id, amplifier_id, shared FROM message_sharers ORDER BY 1, 2, 3"
+)
+NETWORK_SHARERS_SQL = (
+    "SELECT campaign_id, network, amplifier_id, shared, audience FROM network_sharers "
+    "ORDER BY 1, 2, 3"
+)
 
 
 class TestBackfill:
@@ -268,6 +306,14 @@ class TestBackfill:
     async def test_amplifier_days(self, engine: AsyncEngine) -> None:
         assert await _rows(engine, AMPLIFIER_DAYS_SQL, **DAY) == AMPLIFIER_DAYS
 
+    async def test_counters(self, engine: AsyncEngine) -> None:
+        assert await _rows(engine, AMPLIFIER_DAY_POINTS_SQL, **DAY) == AMPLIFIER_DAY_POINTS
+        assert await _rows(engine, CAMPAIGN_COUNTS_SQL) == CAMPAIGN_COUNTS
+        assert await _rows(engine, CAMPAIGN_AMPLIFIERS_SQL) == CAMPAIGN_AMPLIFIERS
+        assert await _rows(engine, AMPLIFIER_TOTALS_SQL) == AMPLIFIER_TOTALS
+        assert await _rows(engine, MESSAGE_SHARERS_SQL) == MESSAGE_SHARERS
+        assert await _rows(engine, NETWORK_SHARERS_SQL) == NETWORK_SHARERS
+
     async def test_live_clicks_add_to_the_backfilled_rows(self, engine: AsyncEngine) -> None:
         """Clicks recorded after the upgrade land on the backfilled rows (same keys, same
         stored form) instead of beside them; rolled back, so the other tests see the backfill."""
@@ -288,6 +334,8 @@ class TestBackfill:
                 engagement = await _fetch(connection, ENGAGEMENT_SQL, **FIRST_SHARED)
                 hours = await _fetch(connection, CAMPAIGN_HOURS_SQL, **HOUR)
                 days = await _fetch(connection, AMPLIFIER_DAYS_SQL, **DAY)
+                counts = await _fetch(connection, CAMPAIGN_COUNTS_SQL)
+                totals = await _fetch(connection, CAMPAIGN_AMPLIFIERS_SQL)
             finally:
                 await connection.rollback()
         assert visitors == sorted([*LINK_VISITORS, (VISIT, D1, "F", H9_D1)])
@@ -307,3 +355,9 @@ class TestBackfill:
             (CAMPAIGN, H10_D2, 1, 0, 0, 0),
         ]
         assert days == [(ORG, D1, AMPLIFIER, 3, 8, 4), (ORG, D2, AMPLIFIER, 1, 2, 1)]
+        # the pair was already shared: no new sharer; the new visitor F is one more point
+        assert counts == [
+            *CAMPAIGN_COUNTS[:3],
+            (CAMPAIGN, MESSAGE, NETWORK, 4, 10, 5, 2, 1, 0),
+        ]
+        assert totals == [(CAMPAIGN, AMPLIFIER, 4, 10, 5, 2, 1, 15)]
