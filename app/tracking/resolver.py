@@ -1,14 +1,20 @@
 """Link and delivery lookups for the redirect, cached in process.
 
 Links never change once created, so a code resolves from memory after its first request. A
-delivery's `sent_at` is cached once set (it is set once)."""
+cold code costs little even when thousands arrive at once (a launch: every click is its link's
+first): the misses waiting at one moment are looked up together in one query, which also
+brings in every other link of their deliveries (the amplifier's other share and visit links,
+clicked next) and the deliveries' `sent_at` (cached once set: it is set once).
+"""
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import select
+from sqlalchemy import Select, select, union
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.models import Campaign, Delivery, Link
@@ -17,6 +23,7 @@ from app.tracking.clickstore import FACT_COLUMNS, LinkFacts, link_facts
 LINK_CACHE_SIZE = 500_000
 MISS_CACHE_SIZE = 50_000
 MISS_TTL_SECONDS = 5.0
+CODES_PER_QUERY = 500
 
 
 _LOCATION_SAFE = ":/?#[]@!$&'()*+,;=%~"
@@ -43,6 +50,31 @@ class CachedLink:
         return self.facts.kind
 
 
+_LINK_COLUMNS: tuple[Any, ...] = (
+    Link.code,
+    Link.id,
+    Link.target,
+    Link.delivery_id,
+    Delivery.sent_at,
+    *FACT_COLUMNS,
+)
+
+
+def _links_where(*criteria: Any) -> Select[Any]:
+    return (
+        select(*_LINK_COLUMNS)
+        .join(Campaign, Campaign.id == Link.campaign_id)
+        .outerjoin(Delivery, Delivery.id == Link.delivery_id)
+        .where(*criteria)
+    )
+
+
+def _with_their_deliveries(codes: list[str]) -> Any:
+    """The links with these codes and every link of their deliveries, in one statement."""
+    deliveries = select(Link.delivery_id).where(Link.code.in_(codes), Link.delivery_id.is_not(None))
+    return union(_links_where(Link.code.in_(codes)), _links_where(Link.delivery_id.in_(deliveries)))
+
+
 class LinkResolver:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -50,6 +82,9 @@ class LinkResolver:
         self._misses: dict[str, float] = {}
         # By link code, not delivery id: SQLite may reuse the id of a deleted delivery.
         self._sent_at: dict[str, datetime] = {}
+        # Codes waiting for the next lookup, and the task that looks them up.
+        self._wanted: dict[str, asyncio.Future[CachedLink | None]] = {}
+        self._looking: asyncio.Task[None] | None = None
 
     async def link(self, code: str) -> CachedLink | None:
         cached = self._links.get(code)
@@ -58,21 +93,50 @@ class LinkResolver:
         missed = self._misses.get(code)
         if missed is not None and time.monotonic() - missed < MISS_TTL_SECONDS:
             return None
+        waiting = self._wanted.get(code)
+        if waiting is None:
+            waiting = self._wanted[code] = asyncio.get_running_loop().create_future()
+            if self._looking is None or self._looking.done():
+                self._looking = asyncio.create_task(self._look_up(), name="amplify-link-lookup")
+        # Shielded: one redirect giving up must not cancel the lookup others wait for.
+        return await asyncio.shield(waiting)
+
+    async def _look_up(self) -> None:
+        """Resolve every wanted code, a query at a time, until none is left: codes wanted
+        while a query runs go together into the next one."""
+        await asyncio.sleep(0)  # let the misses of this moment gather
+        while self._wanted:
+            codes = list(self._wanted)[:CODES_PER_QUERY]
+            wanted = {code: self._wanted.pop(code) for code in codes}
+            try:
+                found = await self._fetch(codes)
+            except Exception as error:
+                for future in wanted.values():
+                    if not future.done():
+                        future.set_exception(error)
+                        future.exception()  # retrieved: a waiter that left does not log it
+                continue
+            for code, future in wanted.items():
+                link = found.get(code)
+                if link is None:
+                    self._missed(code)
+                if not future.done():
+                    future.set_result(link)
+
+    async def _fetch(self, codes: list[str]) -> dict[str, CachedLink]:
         async with self.engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(Link.id, Link.target, Link.delivery_id, *FACT_COLUMNS)
-                    .join(Campaign, Campaign.id == Link.campaign_id)
-                    .where(Link.code == code)
-                )
-            ).first()
-        if row is None:
-            if len(self._misses) >= MISS_CACHE_SIZE:
-                self._misses.clear()
-            self._misses[code] = time.monotonic()
-            return None
+            rows = (await connection.execute(_with_their_deliveries(codes))).all()
+        found: dict[str, CachedLink] = {}
+        for row in rows:
+            link = self._links.get(row.code) or self._remember(row)
+            found[row.code] = link
+            if row.sent_at is not None:
+                self._remember_sent_at(row.code, row.sent_at)
+        return found
+
+    def _remember(self, row: Any) -> CachedLink:
         link = CachedLink(
-            code=code,
+            code=row.code,
             id=row.id,
             target=row.target,
             delivery_id=row.delivery_id,
@@ -81,8 +145,18 @@ class LinkResolver:
         )
         if len(self._links) >= LINK_CACHE_SIZE:
             del self._links[next(iter(self._links))]
-        self._links[code] = link
+        self._links[row.code] = link
         return link
+
+    def _missed(self, code: str) -> None:
+        if len(self._misses) >= MISS_CACHE_SIZE:
+            self._misses.clear()
+        self._misses[code] = time.monotonic()
+
+    def _remember_sent_at(self, code: str, sent_at: datetime) -> None:
+        if len(self._sent_at) >= LINK_CACHE_SIZE:
+            del self._sent_at[next(iter(self._sent_at))]
+        self._sent_at[code] = sent_at
 
     async def delivery_sent_at(self, link: CachedLink) -> datetime | None:
         """When the SMTP server accepted the digest holding this link (None: not yet)."""
@@ -94,7 +168,5 @@ class LinkResolver:
                 select(Delivery.sent_at).where(Delivery.id == link.delivery_id)
             )
         if value is not None:
-            if len(self._sent_at) >= LINK_CACHE_SIZE:
-                del self._sent_at[next(iter(self._sent_at))]
-            self._sent_at[link.code] = value
+            self._remember_sent_at(link.code, value)
         return value
