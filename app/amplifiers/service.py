@@ -18,7 +18,7 @@ from app.amplifiers.schemas import (
     ImportRowError,
     email_key,
 )
-from app.core.db import MAX_ID, json_array_contains_any, utcnow
+from app.core.db import MAX_ID, analyze, json_array_contains_any, utcnow
 from app.core.errors import Conflict, NotFound
 from app.core.pagination import paginate_by_id
 from app.core.security import Signer
@@ -442,6 +442,7 @@ async def import_rows(
         raise RosterChanged(
             "The roster changed while this file was imported; import it again."
         ) from None
+    await analyze(await session.connection(), ("amplifiers",), rows=len(inserts))
     await counters.audience_changed(
         session,
         {p["id"]: p["audience"] for group in updates.values() for p in group if "audience" in p},

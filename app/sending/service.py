@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns import service as campaigns
-from app.core.db import bulk_insert, json_array_contains_any, utcnow
+from app.core.db import analyze, bulk_insert, json_array_contains_any, utcnow
 from app.core.errors import Conflict, InvalidInput
 from app.core.pagination import paginate_rows_by_id
 from app.core.security import Signer
@@ -184,6 +184,7 @@ async def send(
         )
 
     await _insert_links(session, rows_for, created)
+    await analyze(await session.connection(), ("deliveries", "links"), rows=len(created))
     await session.refresh(campaign)
     return campaign
 
