@@ -3,6 +3,7 @@ and visit clicks pour in, and the redirects' latency with and without that dashb
 
     python bench/stats_live.py [--amplifiers 10000] [--rate 500] [--seconds 20]
                                [--idle-seconds 10] [--database-url URL]
+    python bench/stats_live.py --roster-sizes 1000,10000,50000 [--database-url URL]
 
 Seeds a fresh database (a SQLite temp file, or a scratch database beside --database-url on
 PostgreSQL, dropped at the end): --amplifiers amplifiers and a campaign of 3 messages × 4
@@ -15,6 +16,11 @@ starts `amplify serve` as a real process (worker off) and runs, in this order:
    share click followed by visits from distinct visitors on its visit link: every link is cold;
 3. redirects + poller: the same over other amplifiers (cold links again), the poller calling
    every endpoint once per 200 ms round, as a dashboard would.
+
+With --roster-sizes it measures instead what a campaign stats answer costs as the roster grows:
+for each size, a fresh database seeded as above where every amplifier shared once and brought
+three visitors (so every amplifier is a sharer), then 100 campaign stats calls in-process with
+the answer cache emptied before each (every poll follows a change), against the baseline.
 
 The poller runs on its own thread and event loop, sends no If-None-Match (every poll follows a
 change), and times: campaign stats, stats/amplifiers?limit=50, the all-time leaderboard, the
@@ -35,11 +41,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
-from sqlalchemy import insert, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
@@ -47,7 +54,9 @@ from app.core.db import make_engine, session_scope, utcnow
 from app.core.migrate import upgrade
 from app.keys import service as keys_service
 from app.main import create_app
-from app.models import Amplifier, Delivery, DeliveryStatus, Role
+from app.models import Amplifier, Delivery, DeliveryStatus, Link, Role
+from app.stats.answers import ANSWERS
+from app.tracking.recorder import ClickEvent, store_clicks
 from bench.common import amplifier_rows, bench_database, drop_scratch_database
 from bench.redirect import SECRET, RateResult, Server, fixed_rate, free_port, service_env
 
@@ -312,6 +321,86 @@ def report(phases: list[Phase], answered: int, stored: int, returncode: int | No
     return ok and stored == answered and ratio < 2
 
 
+async def roster_cost(url: str, tmp: Path, amplifiers: int, calls: int) -> tuple[float, ...]:
+    """(campaign stats p50, p95, baseline p50, p95) in ms for a roster of `amplifiers`."""
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=url,
+        secret_key=SECRET,  # type: ignore[arg-type]
+        public_url="http://127.0.0.1:8000",
+        var_dir=tmp / "var",
+        worker="off",
+        scanner_window=0,
+    )
+    seeded = await seed(settings, amplifiers)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        engine = app.state.engine
+        rows = await _link_rows(engine, [code for s in seeded.sequences for code in s[:2]])
+        now = utcnow()
+        clicks = [
+            ClickEvent(link, delivery, kind, now, False, None, f"{i:032x}", "desktop", None)
+            for link, delivery, kind in rows
+            for i in range(1 if kind == "share" else VISITS_PER_SHARE)
+        ]
+        for start in range(0, len(clicks), 5_000):
+            async with engine.begin() as connection:
+                await store_clicks(connection, clicks[start : start + 5_000])
+        headers = {"Authorization": f"Bearer {seeded.admin_key}"}
+        transport = httpx.ASGITransport(app=app)
+        stats_path = f"/api/v1/campaigns/{seeded.campaign_id}/stats"
+        samples: dict[str, list[float]] = {stats_path: [], "/api/v1/keys?limit=1": []}
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+            body = (await http.get(stats_path, headers=headers)).json()
+            assert body["sharers"] == amplifiers, body["sharers"]
+            for round_ in range(calls + 10):
+                for path, times in samples.items():
+                    ANSWERS.clear()
+                    began = time.perf_counter()
+                    response = await http.get(path, headers=headers)
+                    if round_ >= 10:
+                        times.append((time.perf_counter() - began) * 1000)
+                    assert response.status_code == 200, response.text
+    stats, baseline = samples.values()
+    return (
+        percentile(stats, 50),
+        percentile(stats, 95),
+        percentile(baseline, 50),
+        percentile(baseline, 95),
+    )
+
+
+async def _link_rows(engine: Any, codes: list[str]) -> list[tuple[int, int, str]]:
+    async with engine.connect() as connection:
+        found = await connection.execute(
+            select(Link.id, Link.delivery_id, Link.kind).where(Link.code.in_(codes))
+        )
+        return [(row.id, row.delivery_id, row.kind) for row in found.all()]
+
+
+async def roster_sizes(args: argparse.Namespace) -> int:
+    print(
+        f"{'amplifiers':>10} {'stats p50':>10} {'p95':>8} {'baseline p50':>13} {'p95':>8} "
+        f"{'p50 / baseline':>15}"
+    )
+    for size in (int(n) for n in args.roster_sizes.split(",")):
+        tmp = Path(tempfile.mkdtemp(prefix="amplify-bench-live-"))
+        url, scratch = await bench_database(args.database_url, f"roster{size}", tmp)
+        try:
+            await asyncio.to_thread(upgrade, url)
+            p50, p95, base50, base95 = await roster_cost(url, tmp, size, args.calls)
+        finally:
+            if scratch and args.database_url:
+                await drop_scratch_database(args.database_url, url)
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(
+            f"{size:>10,} {p50:10.2f} {p95:8.2f} {base50:13.2f} {base95:8.2f} "
+            f"{p50 / base50:14.2f}x",
+            flush=True,
+        )
+    return 0
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=None, help="PostgreSQL: a scratch db beside it")
@@ -319,7 +408,11 @@ async def main() -> int:
     parser.add_argument("--rate", type=float, default=500, help="redirects per second")
     parser.add_argument("--seconds", type=float, default=20, help="per redirect phase")
     parser.add_argument("--idle-seconds", type=float, default=10)
+    parser.add_argument("--roster-sizes", default=None, help="e.g. 1000,10000,50000")
+    parser.add_argument("--calls", type=int, default=100, help="per roster size")
     args = parser.parse_args()
+    if args.roster_sizes:
+        return await roster_sizes(args)
     tmp = Path(tempfile.mkdtemp(prefix="amplify-bench-live-"))
     url, scratch = await bench_database(args.database_url, "live", tmp)
     print(f"database {make_url(url).get_backend_name()}", flush=True)

@@ -22,6 +22,8 @@ class Delivery(Base):
         UniqueConstraint("campaign_id", "amplifier_id"),
         Index("ix_deliveries_claim", "status", "next_attempt_at"),
         Index("ix_deliveries_campaign_status", "campaign_id", "status"),
+        # A campaign's newest delivery change in one index probe (statistics' freshness).
+        Index("ix_deliveries_campaign_updated", "campaign_id", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -153,19 +153,18 @@ async def campaign_stats(
         session, organization_id=organization_id, campaign_id=campaign_id
     )
     deliveries = {
-        row.status: (int(row.deliveries), row.changed)
+        row.status: int(row.deliveries)
         for row in (
             await session.execute(
-                select(
-                    Delivery.status,
-                    func.count().label("deliveries"),
-                    func.max(Delivery.updated_at).label("changed"),
-                )
+                select(Delivery.status, func.count().label("deliveries"))
                 .where(Delivery.campaign_id == campaign.id)
                 .group_by(Delivery.status)
             )
         ).all()
     }
+    deliveries_changed = await session.scalar(
+        select(func.max(Delivery.updated_at)).where(Delivery.campaign_id == campaign.id)
+    )
     counters = (
         await session.execute(select(*_counter_columns).where(C.campaign_id == campaign.id))
     ).all()
@@ -201,14 +200,14 @@ async def campaign_stats(
         net.emv = _money(value)
         emv += value
 
-    sent = deliveries.get(DeliveryStatus.SENT, (0, None))[0]
-    changes = [campaign.updated_at, stats_changed, *(c for _, c in deliveries.values())]
+    sent = deliveries.get(DeliveryStatus.SENT, 0)
+    changes = [campaign.updated_at, stats_changed, deliveries_changed]
     currency = next(iter(rates.values())).currency
     return CampaignStats(
         campaign_id=campaign.id,
-        recipients=sum(count for count, _ in deliveries.values()),
+        recipients=sum(deliveries.values()),
         sent=sent,
-        failed=deliveries.get(DeliveryStatus.FAILED, (0, None))[0],
+        failed=deliveries.get(DeliveryStatus.FAILED, 0),
         share_clicks=total.share_clicks,
         sharers=sharers,
         share_rate=sharers / sent if sent else 0.0,

@@ -126,6 +126,7 @@ def upgrade() -> None:
         "amplifier_days",
         ["organization_id", "day", sa.text("points DESC"), "amplifier_id"],
     )
+    op.create_index("ix_deliveries_campaign_updated", "deliveries", ["campaign_id", "updated_at"])
     for statement in _backfill(op.get_bind().dialect.name == "postgresql"):
         op.execute(statement)
 
@@ -194,6 +195,7 @@ def _backfill(postgresql: bool) -> list[str]:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_deliveries_campaign_updated", table_name="deliveries")
     op.drop_index("ix_amplifier_days_points", table_name="amplifier_days")
     with op.batch_alter_table("amplifier_days", schema=None) as batch_op:
         batch_op.drop_column("points")
