@@ -31,6 +31,7 @@ from app.tracking.clickstore import BulkUpsert, LinkFacts, facts_of_links
 SHARE_POINTS = 10
 EVERY_MESSAGE = 0  # campaign_counts.message_id of a row about all of a campaign's messages
 EVERY_NETWORK = ""  # campaign_counts.network of a row about all of its networks
+IDS_PER_QUERY = 5_000
 
 
 class HourDelta(Protocol):
@@ -450,13 +451,16 @@ async def _lock_audiences(
     connection: AsyncConnection, amplifier_ids: Iterable[int]
 ) -> dict[int, dict[str, int]]:
     ids = sorted(i for i in amplifier_ids if i)
-    if not ids:
-        return {}
-    stmt = select(Amplifier.id, Amplifier.audience).where(Amplifier.id.in_(ids))
-    if connection.dialect.name == "postgresql":
-        stmt = stmt.order_by(Amplifier.id).with_for_update(read=True)
-    rows = (await connection.execute(stmt)).all()
-    return {row.id: audience_numbers(row.audience) for row in rows}
+    audiences: dict[int, dict[str, int]] = {}
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        stmt = select(Amplifier.id, Amplifier.audience).where(
+            Amplifier.id.in_(ids[start : start + IDS_PER_QUERY])
+        )
+        if connection.dialect.name == "postgresql":
+            stmt = stmt.order_by(Amplifier.id).with_for_update(read=True)
+        for row in (await connection.execute(stmt)).all():
+            audiences[row.id] = audience_numbers(row.audience)
+    return audiences
 
 
 # --- roster changes ----------------------------------------------------------------------------
@@ -473,13 +477,16 @@ async def audience_changed(
     await session.flush()
     connection = await session.connection()
     S = NetworkSharer
-    rows = (
-        await connection.execute(
-            select(S.campaign_id, S.network, S.amplifier_id, S.shared, S.audience).where(
-                S.amplifier_id.in_(sorted(audiences))
+    ids = sorted(audiences)
+    rows: list[Any] = []
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        rows += (
+            await connection.execute(
+                select(S.campaign_id, S.network, S.amplifier_id, S.shared, S.audience).where(
+                    S.amplifier_id.in_(ids[start : start + IDS_PER_QUERY])
+                )
             )
-        )
-    ).all()
+        ).all()
     moved: list[dict[str, Any]] = []
     reach: dict[tuple[int, str], int] = defaultdict(int)
     for row in rows:

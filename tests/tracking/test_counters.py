@@ -241,3 +241,41 @@ async def _counters(connection: Any) -> dict[str, Any]:
 
 def _nonzero(rows: dict[Any, list[int]]) -> dict[Any, list[int]]:
     return {key: list(values) for key, values in sorted(rows.items()) if any(values)}
+
+
+class TestPotentialReachFollowsTheRoster:
+    async def test_import_and_delete_move_the_reach(self, app, roster, org_a) -> None:
+        ada = roster.amplifier_ids[0]
+        share = next(
+            link
+            for link in roster.links
+            if link.amplifier_id == ada and link.kind == "share" and link.network == "linkedin"
+        )
+        patched = await org_a.editor.patch(
+            f"/api/v1/amplifiers/{ada}", json={"audience": {"linkedin": 400}}
+        )
+        assert patched.status_code == 200
+        click = ClickEvent(
+            share.id, share.delivery_id, "share", START, False, None, "v1", "desktop", None
+        )
+        async with app.state.engine.begin() as connection:
+            await store_clicks(connection, [click])
+
+        async def campaign() -> dict[str, Any]:
+            answer = await org_a.viewer.get(f"/api/v1/campaigns/{roster.campaign_id}/stats")
+            return {
+                "sharers": answer.json()["sharers"],
+                "reach": answer.json()["potential_reach"],
+            }
+
+        assert await campaign() == {"sharers": 1, "reach": 400}
+        imported = await org_a.editor.post(
+            "/api/v1/amplifiers/import",
+            json=[{"email": EMAILS[0], "audience": {"linkedin": 650}}],
+        )
+        assert imported.status_code == 200, imported.text
+        assert await campaign() == {"sharers": 1, "reach": 650}
+        deleted = await org_a.editor.delete(f"/api/v1/amplifiers/{ada}")
+        assert deleted.status_code == 204, deleted.text
+        # A deleted amplifier's audience is gone; their share still happened.
+        assert await campaign() == {"sharers": 1, "reach": 0}
