@@ -243,6 +243,7 @@ class RateResult:
     unsent: int = 0  # no free connection REQUEST_TIMEOUT after their due time, or no connect
     abandoned: int = 0  # sent, but no response within REQUEST_TIMEOUT (or the connection broke)
     latencies_ms: list[float] = field(default_factory=list)  # unsent ones count REQUEST_TIMEOUT
+    due_s: list[float] = field(default_factory=list)  # each latency's due time, from the start
     service_ms: list[float] = field(default_factory=list)  # written -> answered, answered only
     lag_ms: list[float] = field(default_factory=list)  # how late the generator started each one
     connections: int = 0
@@ -322,6 +323,7 @@ async def fixed_rate(
         except TimeoutError:
             result.unsent += 1
             result.latencies_ms.append(REQUEST_TIMEOUT * 1000)
+            result.due_s.append(due - t0)
             return
         connection = None
         while idle and connection is None:
@@ -350,6 +352,7 @@ async def fixed_rate(
             else:
                 result.abandoned += 1
             result.latencies_ms.append((clock() - due) * 1000)
+            result.due_s.append(due - t0)
             if connection is not None:
                 connection.close()
             return
@@ -357,6 +360,7 @@ async def fixed_rate(
             slots.release()
         answered = clock()
         result.latencies_ms.append((answered - due) * 1000)
+        result.due_s.append(due - t0)
         result.service_ms.append((answered - written) * 1000)
         result.statuses[status] = result.statuses.get(status, 0) + 1
         if 300 <= status < 400:
