@@ -374,11 +374,16 @@ async def roster_cost(url: str, tmp: Path, amplifiers: int, calls: int) -> tuple
 
 
 async def _link_rows(engine: Any, codes: list[str]) -> list[tuple[int, int, str]]:
+    rows: list[tuple[int, int, str]] = []
     async with engine.connect() as connection:
-        found = await connection.execute(
-            select(Link.id, Link.delivery_id, Link.kind).where(Link.code.in_(codes))
-        )
-        return [(row.id, row.delivery_id, row.kind) for row in found.all()]
+        for start in range(0, len(codes), 5_000):
+            found = await connection.execute(
+                select(Link.id, Link.delivery_id, Link.kind).where(
+                    Link.code.in_(codes[start : start + 5_000])
+                )
+            )
+            rows += [(row.id, row.delivery_id, row.kind) for row in found.all()]
+    return rows
 
 
 async def roster_sizes(args: argparse.Namespace) -> int:
