@@ -57,7 +57,6 @@ from app.core.scratch_databases import drop_scratch_database
 from app.keys import service as keys_service
 from app.main import create_app
 from app.models import Amplifier, Delivery, DeliveryStatus, Link, Role
-from app.stats.answers import ANSWERS
 from app.tracking.recorder import ClickEvent, store_clicks
 from bench.common import amplifier_rows, bench_database, bench_settings
 from bench.load import RateResult, Server, fixed_rate, free_port
@@ -358,7 +357,7 @@ async def roster_cost(url: str, tmp: Path, amplifiers: int, calls: int) -> tuple
             assert body["sharers"] == amplifiers, body["sharers"]
             for round_ in range(calls + 10):
                 for path, times in samples.items():
-                    ANSWERS.clear()
+                    app.state.answers.clear()
                     began = time.perf_counter()
                     response = await http.get(path, headers=headers)
                     if round_ >= 10:
