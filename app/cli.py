@@ -4,6 +4,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,6 +26,8 @@ cli = typer.Typer(
 )
 keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+dkim_cli = typer.Typer(help="DKIM signing keys.", no_args_is_help=True)
+cli.add_typer(dkim_cli, name="dkim")
 
 
 def _settings() -> Settings:
@@ -222,6 +225,66 @@ def keys_create(
     plain = asyncio.run(_create_key(settings, org.strip(), role, name))
     typer.echo(f"Created a {role} key for organization {org.strip()!r}. Keep it safe:", err=True)
     typer.echo(plain)
+
+
+class KeyAlgorithm(StrEnum):
+    RSA = "rsa"
+    ED25519 = "ed25519"
+
+
+@dkim_cli.command("keygen")
+def dkim_keygen(
+    selector: Annotated[str, typer.Option(help="The DKIM selector (a DNS label, e.g. 2026a).")],
+    algorithm: Annotated[
+        KeyAlgorithm, typer.Option(help="rsa (2048 bits, read everywhere) or ed25519 (RFC 8463).")
+    ] = KeyAlgorithm.RSA,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the private key (PEM, mode 0600; never overwritten)."),
+    ] = None,
+    domain: Annotated[
+        str | None, typer.Option(help="Signing domain (default: the AMPLIFY_MAIL_FROM domain).")
+    ] = None,
+) -> None:
+    """Write a new DKIM private key and print the DNS TXT record that publishes it."""
+    import os
+
+    from app.sending.dkim import DkimConfigError, DkimKey, check_domain, check_selector, txt_record
+
+    try:
+        check_selector(selector)
+        domain = check_domain(domain or _default_dkim_domain())
+    except DkimConfigError as exc:
+        typer.echo(f"amplify dkim keygen: {exc}", err=True)
+        raise typer.Exit(2) from None
+    path = out or Path("var") / "dkim" / f"{selector}.pem"
+    key = DkimKey.generate(algorithm.value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        typer.echo(f"amplify dkim keygen: {path} exists; not overwriting it.", err=True)
+        raise typer.Exit(1) from None
+    with os.fdopen(fd, "wb") as file:
+        file.write(key.pem())
+    typer.echo(f"Wrote the private key to {path.resolve()} (mode 0600).", err=True)
+    typer.echo("Publish this TXT record, then set:", err=True)
+    typer.echo(
+        f"  AMPLIFY_DKIM_SELECTOR={selector}\n  AMPLIFY_DKIM_PRIVATE_KEY_FILE={path.resolve()}\n"
+        f"  AMPLIFY_DKIM_DOMAIN={domain}",
+        err=True,
+    )
+    typer.echo(txt_record(key, selector=selector, domain=domain))
+
+
+def _default_dkim_domain() -> str:
+    from app.sending.mime import domain_of
+
+    try:
+        settings = get_settings()
+    except Exception:  # a broken setting (perhaps the very key being replaced) must not block
+        return domain_of(Settings.model_fields["mail_from"].default)
+    return settings.dkim_domain or domain_of(settings.mail_from)
 
 
 def main() -> None:

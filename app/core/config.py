@@ -1,6 +1,7 @@
 """One Settings object: every `AMPLIFY_*` variable, also read from `.env`."""
 
 import ipaddress
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -79,6 +80,13 @@ class Settings(BaseSettings):
     pause_error_rate: float = Field(default=0.5, gt=0, le=1)
     pause_min_errors: int = Field(default=20, ge=1)
 
+    dkim_selector: str | None = None
+    dkim_private_key_file: Path | None = None
+    dkim_domain: str | None = None
+    bounce_address: str | None = None
+    bounce_webhook_secret: SecretStr | None = None
+    bounce_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     import_max_rows: int = Field(default=100_000, ge=1)
 
@@ -119,6 +127,43 @@ class Settings(BaseSettings):
                 "AMPLIFY_ENV=production"
             )
         return self
+
+    @model_validator(mode="after")
+    def _dkim_is_usable(self) -> "Settings":
+        """A DKIM key that cannot sign stops every command at start, not the first mail."""
+        from app.sending.dkim import DkimConfigError, DkimSigner
+
+        if self.dkim_selector is None and self.dkim_private_key_file is None:
+            if self.dkim_domain is not None:
+                raise ValueError(
+                    "AMPLIFY_DKIM_DOMAIN is set without AMPLIFY_DKIM_SELECTOR and "
+                    "AMPLIFY_DKIM_PRIVATE_KEY_FILE"
+                )
+            return self
+        if self.dkim_selector is None or self.dkim_private_key_file is None:
+            raise ValueError(
+                "DKIM signing needs both AMPLIFY_DKIM_SELECTOR and AMPLIFY_DKIM_PRIVATE_KEY_FILE"
+            )
+        try:
+            DkimSigner.from_settings(self)
+        except DkimConfigError as exc:
+            raise ValueError(f"DKIM: {exc}") from None
+        return self
+
+    @field_validator("bounce_address")
+    @classmethod
+    def _bounce_address_is_plain(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        local, at, domain = value.partition("@")
+        if not at or not local or "+" in local or not re.fullmatch(r"[A-Za-z0-9._-]+", local):
+            raise ValueError(
+                "AMPLIFY_BOUNCE_ADDRESS must be a plain address like bounces@mail.example.com "
+                "(letters, digits, '.', '_' or '-' before the @, no '+')"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", domain):
+            raise ValueError("AMPLIFY_BOUNCE_ADDRESS needs a domain like mail.example.com")
+        return value
 
     @property
     def is_sqlite(self) -> bool:

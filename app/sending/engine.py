@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.core.security import Signer
 from app.sending.compose import DigestComposer
+from app.sending.deliverability import with_deliverability
 from app.sending.mailer import SmtpConfig, SmtpConnection
 from app.sending.store import SqlDeliveryStore
 from app.sending.worker import Worker, new_worker_id
@@ -27,7 +28,9 @@ def build_worker(
     return Worker(
         settings=settings,
         store=store,
-        composer=DigestComposer(settings, signer, store.campaign_content),
+        composer=with_deliverability(
+            DigestComposer(settings, signer, store.campaign_content), settings
+        ),
         transports=lambda: SmtpConnection(smtp_config),
         worker_id=worker_id,
     )

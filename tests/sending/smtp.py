@@ -22,6 +22,7 @@ def free_port() -> int:
 class Received:
     recipient: str
     raw: bytes
+    sender: str = ""
 
     def parsed(self) -> EmailMessage:
         message = message_from_bytes(self.raw, policy=policy.default)
@@ -38,6 +39,16 @@ class RecordingHandler:
     data_replies: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
     attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     data_delay: float = 0.0  # seconds before answering DATA: a slow relay
+    # False: a server without 8BITMIME, so every body goes out quoted-printable.
+    eight_bit_mime: bool = True
+
+    async def handle_EHLO(
+        self, server: Any, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.eight_bit_mime:
+            return responses
+        return [r for r in responses if "8BITMIME" not in r.upper()]
 
     async def handle_RCPT(
         self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -56,7 +67,9 @@ class RecordingHandler:
         replies = self.data_replies.get(recipient)
         if replies:
             return replies.popleft()
-        self.received.append(Received(recipient, envelope.original_content or b""))
+        self.received.append(
+            Received(recipient, envelope.original_content or b"", envelope.mail_from or "")
+        )
         return "250 Message accepted"
 
     def recipients(self) -> list[str]:
