@@ -210,7 +210,8 @@ class DkimSigner:
         value = dkim.fold(
             b"; ".join(b"=".join(f) for f in fields) + b"\r\n", namelen=len(b"DKIM-Signature")
         )
-        return b"DKIM-Signature: " + value + head + separator + body
+        signed: bytes = b"DKIM-Signature: " + value + head + separator + body
+        return signed
 
     def _signature(self, header_hash: bytes) -> bytes:
         key = self.key.private_key
