@@ -141,6 +141,58 @@ async def _run_worker(settings: Settings) -> None:
 
 
 @cli.command()
+def bounces(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="SMTP port.")] = 2525,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this receiver's Prometheus metrics on this port (/metrics)."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address for --metrics-port (0.0.0.0 in a container).")
+    ] = "127.0.0.1",
+) -> None:
+    """Receive the bounces and complaints mailed to AMPLIFY_BOUNCE_ADDRESS (an SMTP server)."""
+    settings = _settings()
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host)
+    if settings.is_sqlite:
+        upgrade(settings.database_url)
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_run_bounces(settings, host, port))
+
+
+async def _run_bounces(settings: Settings, host: str, port: int) -> None:
+    import signal
+
+    from app.bounces.receiver import BounceHandler, start_receiver
+    from app.bounces.verp import ReturnPaths
+
+    engine = make_engine(settings.database_url, **settings.pool_options())
+    handler = BounceHandler(make_sessionmaker(engine), ReturnPaths.from_settings(settings))
+    try:
+        server = await start_receiver(
+            handler, host=host, port=port, max_bytes=settings.bounce_max_bytes
+        )
+    except OSError as exc:
+        await engine.dispose()
+        typer.echo(f"amplify bounces: cannot listen on {host}:{port}: {exc.strerror}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Bounce receiver on {host}:{port} (SMTP).", err=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        await engine.dispose()
+
+
+@cli.command()
 def demo(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[

@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +11,8 @@ from starlette.types import Receive, Scope, Send
 
 from app import __version__
 from app.amplifiers.router import router as amplifiers_router
+from app.bounces.receiver import BounceHandler, start_receiver
+from app.bounces.verp import ReturnPaths
 from app.campaigns.router import router as campaigns_router
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
@@ -32,6 +35,8 @@ from app.tracking.fastpath import OPENAPI_PATHS, Tracking, is_redirect, redirect
 from app.tracking.recorder import ClickRecorder
 from app.tracking.resolver import LinkResolver
 from app.tracking.salts import VisitorSalts
+
+logger = logging.getLogger("amplify")
 
 
 class AmplifyApp(FastAPI):
@@ -70,10 +75,13 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
             app.state.worker = worker
             worker_task = asyncio.create_task(worker.run(), name="amplify-worker")
             retention_task = start_click_retention(settings, app.state.sessionmaker)
+        bounce_server = await _development_bounce_receiver(app, settings)
         _settle_garbage_collector()
         try:
             yield
         finally:
+            if bounce_server is not None:
+                bounce_server.close()
             if worker_task is not None:
                 app.state.worker.stop()
                 await worker_task
@@ -110,6 +118,27 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
     app.include_router(problems_router)
     install_openapi(app, extra_paths=OPENAPI_PATHS)
     return app
+
+
+async def _development_bounce_receiver(
+    app: "AmplifyApp", settings: Settings
+) -> asyncio.Server | None:
+    """`amplify serve` in development receives bounces too (production runs `amplify bounces`)."""
+    if settings.env != "development" or settings.worker == "off":
+        return None
+    handler = BounceHandler(app.state.sessionmaker, ReturnPaths.from_settings(settings))
+    try:
+        server = await start_receiver(
+            handler,
+            host="127.0.0.1",
+            port=settings.bounces_port,
+            max_bytes=settings.bounce_max_bytes,
+        )
+    except OSError as exc:
+        logger.info("no development bounce receiver on port %s: %s", settings.bounces_port, exc)
+        return None
+    logger.info("development bounce receiver on 127.0.0.1:%s", settings.bounces_port)
+    return server
 
 
 def _settle_garbage_collector() -> None:

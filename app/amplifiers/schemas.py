@@ -189,6 +189,11 @@ class AmplifierRead(OutputModel):
     audience: dict[str, int]
     locale: str
     status: AmplifierStatus
+    status_reason: str | None = Field(
+        default=None,
+        description="Why the status is not active when the amplifier did not choose it: "
+        "`complaint` (a spam complaint), `hard_bounce`, `soft_bounces` (3 within 30 days).",
+    )
     created_at: UtcDatetime
     updated_at: UtcDatetime
 

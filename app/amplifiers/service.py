@@ -236,6 +236,8 @@ async def update(
             status=status,
             reactivate=wanted == AmplifierStatus.ACTIVE,
         )
+    if amplifier.status != status.value:
+        amplifier.status_reason = None  # the reason was for the status being left
     amplifier.status = status.value
 
     if session.is_modified(amplifier):
@@ -336,6 +338,7 @@ async def set_status(
                 )
             )
         amplifier.status = status.value
+        amplifier.status_reason = None
         amplifier.updated_at = utcnow()
         await session.flush()
     return amplifier

@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     dkim_domain: str | None = None
     bounce_address: str | None = None
     bounce_webhook_secret: SecretStr | None = None
+    bounces_port: int = Field(default=2525, ge=1, le=65535)
     bounce_max_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

@@ -50,6 +50,13 @@ CLICKS_PENDING = Gauge(
 MAILS = Counter(
     "amplify_mails_total", "Delivery outcomes: sent, failed (for good) or retried.", ("outcome",)
 )
+BOUNCES = Counter(
+    "amplify_bounces_total",
+    "Bounce reports received (mail to the bounce address and provider callbacks), by kind: "
+    "hard, soft, complaint, or duplicate, unmapped (no delivery of ours), unparsed (not a "
+    "report) and error.",
+    ("kind",),
+)
 CLAIM_BATCH_SIZE = Histogram(
     "amplify_worker_claim_batch_size",
     "Deliveries claimed per round trip by a worker.",

@@ -2,6 +2,7 @@
 
 from app.models.amplifier import Amplifier, AmplifierStatus
 from app.models.api_key import ApiKey, Role
+from app.models.bounce import BounceEvent, BounceKind
 from app.models.campaign import Campaign, CampaignStatus
 from app.models.click import Click, ClickRollup, LinkVisitor, VisitorSalt
 from app.models.delivery import Delivery, DeliveryStatus
@@ -27,6 +28,8 @@ __all__ = [
     "AmplifierStatus",
     "AmplifierTotal",
     "ApiKey",
+    "BounceEvent",
+    "BounceKind",
     "Campaign",
     "CampaignAmplifier",
     "CampaignCount",

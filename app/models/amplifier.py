@@ -34,5 +34,8 @@ class Amplifier(Base):
     audience: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     locale: Mapped[str] = mapped_column(String(16), default="en")
     status: Mapped[str] = mapped_column(String(16), default=AmplifierStatus.ACTIVE)
+    # Why the status is not active when it was not the amplifier's own click: `complaint`,
+    # `hard_bounce`, `soft_bounces`.
+    status_reason: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

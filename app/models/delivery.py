@@ -12,6 +12,7 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    BOUNCED = "bounced"  # accepted, then a bounce came back for it
 
 
 class Delivery(Base):
@@ -24,6 +25,8 @@ class Delivery(Base):
         Index("ix_deliveries_campaign_status", "campaign_id", "status"),
         # A campaign's newest delivery change in one index probe (statistics' freshness).
         Index("ix_deliveries_campaign_updated", "campaign_id", "updated_at"),
+        # Bounces that carry no return-path token are matched by the Message-ID they quote.
+        Index("ix_deliveries_message_id", "message_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

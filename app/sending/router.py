@@ -13,7 +13,8 @@ from app.sending.schemas import DeliveryRead, SendRequest
 router = APIRouter(prefix="/api/v1/campaigns", tags=["sending"])
 
 DeliveryStatusQuery = Annotated[
-    Literal["pending", "sent", "failed", "cancelled"] | None, Query(description="Filter by status.")
+    Literal["pending", "sent", "failed", "cancelled", "bounced"] | None,
+    Query(description="Filter by status."),
 ]
 
 

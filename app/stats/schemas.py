@@ -29,6 +29,8 @@ class CampaignStats(BaseModel):
     recipients: int
     sent: int
     failed: int
+    bounced: int = Field(default=0, description="Deliveries a bounce came back for after sending.")
+    complaints: int = Field(default=0, description="Spam complaints about this campaign's mail.")
     share_clicks: int
     sharers: int
     share_rate: float = Field(description="sharers / sent, 0..1, unrounded.")

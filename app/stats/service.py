@@ -22,6 +22,8 @@ from app.models import (
     Amplifier,
     AmplifierDay,
     AmplifierTotal,
+    BounceEvent,
+    BounceKind,
     Campaign,
     CampaignAmplifier,
     CampaignCount,
@@ -208,6 +210,8 @@ async def campaign_stats(
         recipients=sum(deliveries.values()),
         sent=sent,
         failed=deliveries.get(DeliveryStatus.FAILED, 0),
+        bounced=deliveries.get(DeliveryStatus.BOUNCED, 0),
+        complaints=await _complaints(session, campaign.id),
         share_clicks=total.share_clicks,
         sharers=sharers,
         share_rate=sharers / sent if sent else 0.0,
@@ -221,6 +225,15 @@ async def campaign_stats(
         by_message=sorted(message_counts.values(), key=lambda m: m.position),
         updated_at=max(_aware(c) for c in changes if c is not None),
     )
+
+
+async def _complaints(session: AsyncSession, campaign_id: int) -> int:
+    count = await session.scalar(
+        select(func.count(func.distinct(BounceEvent.delivery_id))).where(
+            BounceEvent.campaign_id == campaign_id, BounceEvent.kind == BounceKind.COMPLAINT
+        )
+    )
+    return int(count or 0)
 
 
 def _aware(moment: datetime) -> datetime:
