@@ -6,12 +6,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import Depends, FastAPI
 from starlette.types import Receive, Scope, Send
 
 from app import __version__
 from app.amplifiers.router import router as amplifiers_router
 from app.bounces.receiver import BounceHandler, start_receiver
+from app.bounces.router import router as bounces_router
 from app.bounces.verp import ReturnPaths
 from app.campaigns.router import router as campaigns_router
 from app.core.config import Settings, get_settings
@@ -75,6 +77,8 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
             app.state.worker = worker
             worker_task = asyncio.create_task(worker.run(), name="amplify-worker")
             retention_task = start_click_retention(settings, app.state.sessionmaker)
+        # Outbound calls made while answering a request (confirming an SNS subscription).
+        app.state.outbound_http = httpx.AsyncClient(timeout=10, follow_redirects=False)
         bounce_server = await _development_bounce_receiver(app, settings)
         _settle_garbage_collector()
         try:
@@ -82,6 +86,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
         finally:
             if bounce_server is not None:
                 bounce_server.close()
+            await app.state.outbound_http.aclose()
             if worker_task is not None:
                 app.state.worker.stop()
                 await worker_task
@@ -115,6 +120,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
     app.include_router(stats_router)
     app.include_router(pages_router)
     app.include_router(dashboard_router)
+    app.include_router(bounces_router)
     app.include_router(problems_router)
     install_openapi(app, extra_paths=OPENAPI_PATHS)
     return app

@@ -23,6 +23,7 @@ from tests.factories import OrgClients, make_org_clients
 from tests.sending.smtp import SmtpServer
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-to-sign-things"
+HOOK_SECRET = "bounce-hook-secret-for-tests"
 
 
 def _database_url(tmp_dir: Path) -> str:
@@ -65,6 +66,7 @@ def make_settings(database_url: str, tmp_root: Path, **overrides: object) -> Set
         "public_url": "https://amplify.test",
         "var_dir": tmp_root / "var",
         "worker": "off",
+        "bounce_webhook_secret": HOOK_SECRET,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
