@@ -2,6 +2,10 @@
 in the same run (one pre-rendered message blasted over the same number of connections).
 
     python bench/send_digests.py [--amplifiers 10000] [--connections 4] [--database-url URL]
+                                 [--dkim off,ed25519,rsa] [--rounds 2]
+
+Each DKIM mode sends the whole roster once per round (a campaign each), rounds interleaved, in the
+same run, so signing costs read as ratios to the unsigned send.
 
 Installs Debian's `postfix` (for smtp-sink) when it is missing. Prints mails/s for both and the
 ratio, and checks every amplifier got exactly one digest (deliveries sent == audience, unique
@@ -20,17 +24,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.migrate import upgrade
 from app.main import create_app
 from app.models import Campaign, Delivery, Role
+from app.sending.dkim import DkimKey
 from app.sending.engine import build_worker
 from app.sending.mailer import SmtpConfig, SmtpConnection
 from app.sending.parts import Claim
@@ -89,6 +95,9 @@ def worker_process(settings: Settings, connections: int) -> subprocess.Popen[byt
         "AMPLIFY_WORKER_POLL_SECONDS": "0.05",
         "AMPLIFY_VAR_DIR": str(settings.var_dir),
     }
+    if settings.dkim_selector and settings.dkim_private_key_file:
+        env["AMPLIFY_DKIM_SELECTOR"] = settings.dkim_selector
+        env["AMPLIFY_DKIM_PRIVATE_KEY_FILE"] = str(settings.dkim_private_key_file)
     return subprocess.Popen(
         [sys.executable, "-m", "app", "worker"],
         env=env,
@@ -113,6 +122,95 @@ async def blast(config: SmtpConfig, connections: int, total: int, message: bytes
     return time.perf_counter() - started
 
 
+async def send_campaign(app: Any, headers: dict[str, str], label: str) -> tuple[int, float]:
+    """A campaign to the whole roster, sent (snapshot taken); its id and the snapshot's time."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+        campaign = await create_campaign(http, headers, name=f"Bench launch {label}")
+        started = time.perf_counter()
+        response = await http.post(f"/api/v1/campaigns/{campaign['id']}/send", headers=headers)
+        assert response.status_code == 202, response.text
+    return int(campaign["id"]), time.perf_counter() - started
+
+
+def dkim_settings(settings: Settings, mode: str, tmp: Path) -> Settings:
+    """The bench settings with DKIM signing in `mode` (off, ed25519 or rsa)."""
+    if mode == "off":
+        return settings
+    key_file = tmp / f"dkim-{mode}.pem"
+    if not key_file.exists():
+        key_file.write_bytes(DkimKey.generate(mode).pem())  # type: ignore[arg-type]
+    return settings.model_copy(update={"dkim_selector": "bench", "dkim_private_key_file": key_file})
+
+
+async def pre_rendered_digest(app: Any, settings: Settings, campaign_id: int) -> bytes:
+    """One real digest of the campaign, for the blast baseline; the campaign is then cancelled."""
+    maker = app.state.sessionmaker
+    worker = build_worker(settings, maker, app.state.signer)
+    async with maker() as session:
+        first_id, first_amplifier = (
+            await session.execute(
+                select(Delivery.id, Delivery.amplifier_id)
+                .where(Delivery.campaign_id == campaign_id)
+                .limit(1)
+            )
+        ).one()
+    store = SqlDeliveryStore(maker, settings, worker.worker_id)
+    job = (await store.load_jobs([Claim(first_id, campaign_id, first_amplifier, 1)]))[0]
+    state = (await store.campaign_states([campaign_id]))[campaign_id]
+    message = (await worker.composer.compose(job, state=state, eight_bit=True)).raw
+    async with maker() as session:
+        await session.execute(
+            update(Campaign).where(Campaign.id == campaign_id).values(status="cancelled")
+        )
+        await session.commit()
+    return message
+
+
+async def send_phase(
+    args: argparse.Namespace, app: Any, headers: dict[str, str], settings: Settings, mode: str
+) -> tuple[float, int, int, float]:
+    """Send one campaign to the roster with DKIM `mode`: seconds, sent, unique ids, snapshot."""
+    maker = app.state.sessionmaker
+    campaign_id, snapshot_seconds = await send_campaign(app, headers, mode)
+    worker = build_worker(settings, maker, app.state.signer)  # signs as the settings say
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler:
+        profiler.enable()
+    started = time.perf_counter()
+    if args.processes:
+        children = [worker_process(settings, args.connections) for _ in range(args.processes)]
+        task = None
+    else:
+        children = []
+        task = asyncio.create_task(worker.run())
+    while True:
+        async with maker() as session:
+            status = await session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+        if status != "sending":
+            break
+        await asyncio.sleep(0.05)
+    send_seconds = time.perf_counter() - started
+    worker.stop()
+    if task is not None:
+        await task
+    for child in children:
+        child.terminate()
+        child.wait(timeout=20)
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    async with maker() as session:
+        sent, unique_ids = (
+            await session.execute(
+                select(func.count(), func.count(func.distinct(Delivery.message_id))).where(
+                    Delivery.campaign_id == campaign_id, Delivery.status == "sent"
+                )
+            )
+        ).one()
+    return send_seconds, int(sent), int(unique_ids), snapshot_seconds
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--amplifiers", type=int, default=10_000)
@@ -125,7 +223,21 @@ async def main() -> int:
         default=0,
         help="send with N `amplify worker` processes instead of one in-process worker",
     )
+    parser.add_argument(
+        "--dkim",
+        default="off,ed25519,rsa",
+        help="comma-separated DKIM modes, one send of the roster each: off, ed25519, rsa",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="send the roster this many times per DKIM mode, modes interleaved; the best counts",
+    )
     args = parser.parse_args()
+    modes = [m.strip() for m in args.dkim.split(",") if m.strip()]
+    if not modes or any(m not in ("off", "ed25519", "rsa") for m in modes):
+        parser.error("--dkim takes off, ed25519 and rsa")
 
     sink_binary = ensure_smtp_sink()
     tmp = Path(tempfile.mkdtemp(prefix="amplify-bench-"))
@@ -142,8 +254,8 @@ async def main() -> int:
     )
     await asyncio.to_thread(upgrade, url)
     app = create_app(settings)
+    results: dict[str, list[tuple[float, int, int, float]]] = {m: [] for m in modes}
     async with app.router.lifespan_context(app):
-        maker = app.state.sessionmaker
         now = utcnow()
         org = await seed_organization(
             app,
@@ -151,95 +263,49 @@ async def main() -> int:
             role=Role.EDITOR,
             roster=lambda org_id: amplifier_rows(org_id, args.amplifiers, NETWORKS, now),
         )
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
-            headers = org.headers
-            campaign = await create_campaign(http, headers)
-            started = time.perf_counter()
-            response = await http.post(f"/api/v1/campaigns/{campaign['id']}/send", headers=headers)
-            snapshot_seconds = time.perf_counter() - started
-            assert response.status_code == 202, response.text
-
         sink = Sink(sink_binary, port, tmp / "sink.log")
         try:
-            sample = tmp / "sample.eml"
             config = SmtpConfig(host="127.0.0.1", port=port, tls="none", user=None, password=None)
-            worker = build_worker(settings, maker, app.state.signer)
-            # One real digest, pre-rendered, for the blast baseline.
-            async with maker() as session:
-                first_id, first_amplifier = (
-                    await session.execute(
-                        select(Delivery.id, Delivery.amplifier_id)
-                        .where(Delivery.campaign_id == campaign["id"])
-                        .limit(1)
-                    )
-                ).one()
-            claim = Claim(first_id, campaign["id"], first_amplifier, 1)
-            store = SqlDeliveryStore(maker, settings, worker.worker_id)
-            job = (await store.load_jobs([claim]))[0]
-            state = (await store.campaign_states([campaign["id"]]))[campaign["id"]]
-            message = (await worker.composer.compose(job, state=state, eight_bit=True)).raw
-            sample.write_bytes(message)
+            campaign_id, _ = await send_campaign(app, org.headers, "blast")
+            message = await pre_rendered_digest(app, settings, campaign_id)
             blast_seconds = await blast(config, args.connections, args.amplifiers, message)
-
-            profiler = cProfile.Profile() if args.profile else None
-            if profiler:
-                profiler.enable()
-            started = time.perf_counter()
-            if args.processes:
-                children = [
-                    worker_process(settings, args.connections) for _ in range(args.processes)
-                ]
-                task = None
-            else:
-                children = []
-                task = asyncio.create_task(worker.run())
-            while True:
-                async with maker() as session:
-                    status = await session.scalar(
-                        select(Campaign.status).where(Campaign.id == campaign["id"])
+            for _round in range(args.rounds):
+                for mode in modes:
+                    phase_settings = dkim_settings(settings, mode, tmp)
+                    results[mode].append(
+                        await send_phase(args, app, org.headers, phase_settings, mode)
                     )
-                if status != "sending":
-                    break
-                await asyncio.sleep(0.05)
-            send_seconds = time.perf_counter() - started
-            worker.stop()
-            if task is not None:
-                await task
-            for child in children:
-                child.terminate()
-                child.wait(timeout=20)
-            if profiler:
-                profiler.disable()
-                pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         finally:
             sink_count = sink.stop()
-        async with maker() as session:
-            sent, unique_ids = (
-                await session.execute(
-                    select(func.count(), func.count(func.distinct(Delivery.message_id))).where(
-                        Delivery.campaign_id == campaign["id"], Delivery.status == "sent"
-                    )
-                )
-            ).one()
 
-    ours = args.amplifiers / send_seconds
     ceiling = args.amplifiers / blast_seconds
+    how = f"{args.processes} worker processes" if args.processes else "one in-process worker"
     print(f"database                 {url.split(':')[0]}")
     print(
         f"amplifiers               {args.amplifiers} (3 messages x {len(NETWORKS)} networks each)"
     )
-    print(f"send snapshot (HTTP)     {snapshot_seconds:.2f} s ({args.amplifiers * 24} links)")
     print(f"sink ceiling (blast)     {ceiling:,.0f} mails/s over {args.connections} connections")
-    how = f"{args.processes} worker processes" if args.processes else "one in-process worker"
-    print(f"digests sent             {ours:,.0f} mails/s ({send_seconds:.2f} s, {how})")
-    print(f"ratio digests / blast    {ours / ceiling:.2f}")
-    print(f"deliveries sent          {sent} (unique Message-IDs {unique_ids})")
-    print(f"sink DATA counter        {sink_count} (blast + digests)")
-    ok = sent == args.amplifiers == unique_ids and sink_count in (-1, 2 * args.amplifiers)
+    ok = sink_count in (-1, (1 + len(modes) * args.rounds) * args.amplifiers)
+    ok = ok and all(
+        sent == args.amplifiers == unique_ids
+        for runs in results.values()
+        for _, sent, unique_ids, _ in runs
+    )
+    baseline = None
+    for mode, runs in results.items():
+        seconds, sent, unique_ids, snapshot = min(runs)
+        rate = args.amplifiers / seconds
+        baseline = baseline or (rate if mode == "off" else None)
+        versus = f", {rate / baseline:.2f}x unsigned" if baseline and mode != "off" else ""
+        print(
+            f"digests, DKIM {mode:<8}  {rate:,.0f} mails/s ({seconds:.2f} s, {how}; "
+            f"{rate / ceiling:.2f} of the sink{versus}, best of {len(runs)}); "
+            f"snapshot {snapshot:.2f} s; sent {sent}, unique Message-IDs {unique_ids}"
+        )
+    print(f"sink DATA counter        {sink_count} (blast + every send)")
     print(
         "check                    "
-        + ("OK: every amplifier got exactly one digest" if ok else "FAILED")
+        + ("OK: every amplifier got exactly one digest per send" if ok else "FAILED")
     )
     shutil.rmtree(tmp, ignore_errors=True)
     return 0 if ok else 1
