@@ -23,6 +23,7 @@ READ_KEYS = {
     "audience",
     "locale",
     "status",
+    "status_reason",
     "created_at",
     "updated_at",
 }

@@ -40,6 +40,8 @@ class TestCampaignStats:
             "recipients": 6,  # six deliveries: ada bob carol dan eve finn
             "sent": 4,  # ada bob carol dan
             "failed": 1,  # eve (finn is pending)
+            "bounced": 0,
+            "complaints": 0,
             "share_clicks": 8,  # S1-S8 (S9 is the follow-up's; b3, b5 are bots)
             "sharers": 3,  # ada bob carol
             "share_rate": 0.75,  # 3 sharers / 4 sent
@@ -197,6 +199,8 @@ class TestCampaignStats:
             "recipients": 1,
             "sent": 1,
             "failed": 0,
+            "bounced": 0,
+            "complaints": 0,
             "share_clicks": 0,
             "sharers": 0,
             "share_rate": 0,
