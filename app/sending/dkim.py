@@ -41,7 +41,7 @@ SIGNED_HEADERS: tuple[bytes, ...] = (
 OVERSIGNED: tuple[bytes, ...] = (b"from", b"subject", b"list-unsubscribe")
 MIN_RSA_BITS = 2048
 _RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
-_SPACES = re.compile(rb" +")
+_SPACE_RUNS = re.compile(rb"  +")
 _SELECTOR = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})*$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+$")
 
@@ -114,30 +114,16 @@ def txt_record(key: DkimKey, *, selector: str, domain: str) -> str:
 
 
 def relaxed_body(body: bytes) -> bytes:
-    """RFC 6376 §3.4.4, byte for byte what dkimpy's Relaxed.canonicalize_body returns, at a
-    fraction of its cost: dkimpy runs regular expressions over every space of the body, and even
-    `bytes.replace` costs tens of microseconds on a digest, while a digest has a handful of runs
-    to compress. So: find each run and join the pieces around it."""
+    """RFC 6376 §3.4.4, byte for byte what dkimpy's Relaxed.canonicalize_body returns, several
+    times faster: dkimpy's `[\\t ]+` visits every space of the body, while a digest has a
+    handful of runs to compress, which a pattern starting with two literal spaces finds by a
+    fast substring search."""
     if b"\t" in body:
         body = body.replace(b"\t", b" ")
-    if b"  " in body:
-        body = _compress_spaces(body)
+    body = _SPACE_RUNS.sub(b" ", body)
     if b" \r\n" in body:
         body = body.replace(b" \r\n", b"\r\n")
     return bytes(correct_empty_body(strip_trailing_lines(body)))
-
-
-def _compress_spaces(body: bytes) -> bytes:
-    pieces = []
-    start = 0
-    run = body.find(b"  ")
-    while run >= 0:
-        end = _SPACES.match(body, run).end()  # type: ignore[union-attr]
-        pieces.append(body[start : run + 1])
-        start = end
-        run = body.find(b"  ", end)
-    pieces.append(body[start:])
-    return b"".join(pieces)
 
 
 def check_selector(selector: str) -> str:
