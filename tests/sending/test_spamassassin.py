@@ -18,7 +18,9 @@ from tests.sending.conftest import make_campaign, send_campaign, wait_for_status
 from tests.sending.smtp import SmtpServer
 
 MAX_SCORE = 1.0
-_STATUS = re.compile(r"^X-Spam-Status: \w+, score=(-?[\d.]+) .*?tests=(.*?)(?:\n\S|\Z)", re.S | re.M)
+_STATUS = re.compile(
+    r"^X-Spam-Status: \w+, score=(-?[\d.]+) .*?tests=(.*?)(?:\n\S|\Z)", re.S | re.M
+)
 
 
 def _spamassassin() -> str:
