@@ -80,7 +80,8 @@ _Finding = tuple[BounceKind, str | None, str | None, str | None]
 
 def _report_of(message: Message) -> _Finding | None:
     if message.get_content_type() == "multipart/report":
-        report_type = (message.get_param("report-type") or "").lower()  # type: ignore[union-attr]
+        param = message.get_param("report-type")
+        report_type = param.lower() if isinstance(param, str) else ""
         if report_type == "feedback-report":
             return _feedback(message)
         if report_type == "delivery-status":
