@@ -42,6 +42,7 @@ OVERSIGNED: tuple[bytes, ...] = (b"from", b"subject", b"list-unsubscribe")
 MIN_RSA_BITS = 2048
 _RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 _SPACE_RUNS = re.compile(rb"  +")
+_B_LINE = 70  # base64 characters per folded line of b=
 _SELECTOR = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})*$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+$")
 
@@ -195,16 +196,16 @@ class DkimSigner:
             # in later does not move the white space of the tags before it (as dkimpy does).
             (b"b", b"0" * 60),
         ]
-        unsigned = dkim.fold(
-            b"; ".join(b"=".join(f) for f in fields), namelen=len(b"DKIM-Signature")
-        )
-        unsigned = dkim.RE_BTAG.sub(b"\\1", unsigned)
+        folded = dkim.fold(b"; ".join(b"=".join(f) for f in fields), namelen=len(b"DKIM-Signature"))
+        # The placeholder sits alone on the last line: cutting it leaves the header as it is
+        # hashed (b= empty), and the signature goes in its place, folded the same way.
+        unsigned = folded[: folded.rindex(b"b=") + 2]
         header_hash = self._header_hash(head, b" ".join(unsigned.split()), fields)
-        fields[-1] = (b"b", base64.b64encode(self._signature(header_hash)))
-        value = dkim.fold(
-            b"; ".join(b"=".join(f) for f in fields) + b"\r\n", namelen=len(b"DKIM-Signature")
+        signature = base64.b64encode(self._signature(header_hash))
+        value = unsigned + b"\r\n ".join(
+            signature[i : i + _B_LINE] for i in range(0, len(signature), _B_LINE)
         )
-        signed: bytes = b"DKIM-Signature: " + value + head + separator + body
+        signed: bytes = b"DKIM-Signature: " + value + b"\r\n" + head + separator + body
         return signed
 
     def _header_hash(
