@@ -5,7 +5,7 @@ them. dkimpy provides the DKIM format (header folding, the general header select
 tests, the verifier); the key is loaded and checked once, at start, with `cryptography`. Per mail
 the body is canonicalized and hashed once, only the header block is parsed, and the signature is
 one OpenSSL (RSA) or libsodium (Ed25519) call: `dkim.sign` re-parses the PEM and exponentiates
-in Python on every mail, about 7 times the cost of RSA here.
+in Python on every mail, about 35 times the cost here.
 """
 
 import base64
