@@ -132,8 +132,6 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _dkim_is_usable(self) -> "Settings":
         """A DKIM key that cannot sign stops every command at start, not the first mail."""
-        from app.sending.dkim import DkimConfigError, DkimSigner
-
         if self.dkim_selector is None and self.dkim_private_key_file is None:
             if self.dkim_domain is not None:
                 raise ValueError(
@@ -145,6 +143,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "DKIM signing needs both AMPLIFY_DKIM_SELECTOR and AMPLIFY_DKIM_PRIVATE_KEY_FILE"
             )
+        from app.sending.dkim import DkimConfigError, DkimSigner
+
         try:
             DkimSigner.from_settings(self)
         except DkimConfigError as exc:
