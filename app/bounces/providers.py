@@ -58,13 +58,18 @@ def sns_subscribe_url(envelope: dict[str, Any]) -> str:
 
 def read_ses(payload: Any, return_paths: ReturnPaths | None) -> list[BounceReport]:
     envelope = _dict(payload, "the SNS message")
-    raw = envelope.get("Message")
-    if not isinstance(raw, str):
-        raise PayloadError("an SNS Notification carries its SES event as a JSON string in Message")
-    try:
-        event = _dict(json.loads(raw), "Message")
-    except ValueError:
-        raise PayloadError("Message is not JSON") from None
+    if "notificationType" in envelope or "eventType" in envelope:
+        event = envelope  # SNS "raw message delivery": the SES event without the SNS envelope
+    else:
+        raw = envelope.get("Message")
+        if not isinstance(raw, str):
+            raise PayloadError(
+                "an SNS Notification carries its SES event as a JSON string in Message"
+            )
+        try:
+            event = _dict(json.loads(raw), "Message")
+        except ValueError:
+            raise PayloadError("Message is not JSON") from None
     kind = event.get("notificationType") or event.get("eventType")
     mail = _dict(event.get("mail", {}), "mail")
     headers = _dict(mail.get("commonHeaders", {}), "mail.commonHeaders")

@@ -141,6 +141,16 @@ class TestSes:
         assert response.status_code == 200, response.text
         assert await amplifier_state(sessionmaker, sent.recipient) == ("unsubscribed", "complaint")
 
+    async def test_raw_message_delivery_without_the_sns_envelope(
+        self, org_a: OrgClients, client: httpx.AsyncClient, send_digests, sessionmaker
+    ) -> None:
+        (sent,) = await send_digests(org_a, 1)
+        event = json.loads(ses_bounce(sent)["Message"])
+        response = await post(client, "ses", event, params=SECRET)
+        assert response.status_code == 200, response.text
+        assert response.json()["recorded"] == 1
+        assert await amplifier_state(sessionmaker, sent.recipient) == ("bounced", "hard_bounce")
+
     async def test_transient_bounce_is_soft(
         self, org_a: OrgClients, client: httpx.AsyncClient, send_digests, sessionmaker
     ) -> None:
