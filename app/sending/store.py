@@ -277,7 +277,9 @@ class SqlDeliveryStore:
             await session.execute(
                 update(Amplifier)
                 .where(Amplifier.id.in_(bounced), Amplifier.status == AmplifierStatus.ACTIVE)
-                .values(status=AmplifierStatus.BOUNCED, updated_at=utcnow())
+                .values(
+                    status=AmplifierStatus.BOUNCED, status_reason="hard_bounce", updated_at=utcnow()
+                )
                 .execution_options(synchronize_session=False)
             )
         if failed:

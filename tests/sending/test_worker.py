@@ -127,11 +127,11 @@ class TestSmtpReplies:
         assert [d["email"] for d in failed] == ["amp2@example.com"]
         assert "550" in failed[0]["last_error"]
         statuses = {
-            a["email"]: a["status"]
+            a["email"]: (a["status"], a["status_reason"])
             for a in (await org_a.viewer.get("/api/v1/amplifiers")).json()["items"]
         }
-        assert statuses["amp2@example.com"] == "bounced"
-        assert {s for e, s in statuses.items() if e != "amp2@example.com"} == {"active"}
+        assert statuses["amp2@example.com"] == ("bounced", "hard_bounce")
+        assert {s for e, s in statuses.items() if e != "amp2@example.com"} == {("active", None)}
 
     async def test_421_and_data_4xx_back_off_and_succeed(
         self, org_a: OrgClients, smtp_server: SmtpServer, run_worker, sessionmaker
