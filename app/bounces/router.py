@@ -79,16 +79,16 @@ def _json(body: bytes) -> Any:
 @router.post(
     "/{provider}",
     response_model=CallbackResult,
-    operation_id="receive_bounce_callback",
     responses={
         400: {"description": "The body is not JSON."},
         401: {"description": "Missing or wrong secret."},
         404: {"description": "Bounce callbacks are off."},
+        413: {"description": "The body is too large."},
         422: {"description": "Not a payload of this provider."},
         502: {"description": "The SNS subscription could not be confirmed."},
     },
 )
-async def receive_bounce_callback(
+async def create_bounce_events(
     provider: Provider, request: Request, session: SessionDep, settings: SettingsDep
 ) -> CallbackResult:
     """Record a provider's bounce and complaint events (SES via SNS, Postmark, SendGrid,

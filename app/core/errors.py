@@ -95,6 +95,13 @@ PROBLEM_TYPES: dict[int, ProblemType] = {
             "location (`loc`) and the reason (`msg`).",
         ),
         ProblemType(
+            502,
+            "bad-gateway",
+            "Bad gateway",
+            "A service the request depends on did not answer as it should (for example Amazon "
+            "SNS, when a bounce callback's subscription is confirmed).",
+        ),
+        ProblemType(
             500,
             "internal-error",
             "Internal server error",
