@@ -187,6 +187,7 @@ class Worker:
         self._outcomes: list[Outcome] = []
         self._outcome_added = asyncio.Event()
         self._stop = asyncio.Event()
+        self._room = asyncio.Event()  # set when outcomes written or jobs handed back free room
         self._campaigns_held: Counter[int] = Counter()
         self._states: dict[int, CampaignState] = {}
         self._states_checked = 0.0
@@ -196,6 +197,7 @@ class Worker:
 
     def stop(self) -> None:
         self._stop.set()
+        self._room.set()
 
     async def run(self) -> None:
         logger.info(
@@ -247,6 +249,9 @@ class Worker:
 
     async def _claimer(self) -> None:
         while not self._stop.is_set():
+            if not self.claim_limit():
+                await self._wait_for_room()
+                continue
             claimed = await self._claim_once()
             if claimed:
                 continue
@@ -257,6 +262,12 @@ class Worker:
                 self.idle.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.settings.worker_poll_seconds)
+
+    async def _wait_for_room(self) -> None:
+        """Holding all it may: claim again as soon as written outcomes free room."""
+        self._room.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._room.wait(), timeout=self.settings.worker_poll_seconds)
 
     async def _claim_once(self) -> int:
         try:
@@ -294,6 +305,7 @@ class Worker:
             logger.exception("handing back %s deliveries failed; their leases expire", len(ids))
         self.leases.drop(ids)
         self._campaigns_held.subtract(c.campaign_id for c in claims)
+        self._room.set()
 
     async def _promote_scheduled(self) -> None:
         now = self.clock()
@@ -418,3 +430,4 @@ class Worker:
             logger.error("gave up writing %s outcomes; their leases will expire", len(batch))
         self._campaigns_held.subtract(o.job.campaign_id for o in batch)
         self.leases.drop(o.job.delivery_id for o in batch)
+        self._room.set()

@@ -179,3 +179,18 @@ class TestRetries:
         # The first backoff is 0.2–0.4 s (full jitter in the upper half of 0.4 s).
         assert 0.2 <= (row.not_before - started).total_seconds() <= 0.6
         assert smtp_server.handler.attempts["amp1@example.com"] == 2
+
+
+class TestClaimingAtCapacity:
+    async def test_a_full_worker_claims_again_as_soon_as_outcomes_free_room(
+        self, worker_settings, smtp_server: SmtpServer
+    ) -> None:
+        # Ten in hand at most, 60 to send, and a poll interval far longer than the whole send:
+        # waiting out the poll interval whenever the worker is full would take half a minute.
+        settings = worker_settings(worker_batch=5, worker_poll_seconds=10, lease_seconds=60)
+        queue = MemoryQueue(lease_seconds=60)
+        queue.add(60)
+        started = asyncio.get_running_loop().time()
+        await _run_both([_worker(queue, "a", settings, smtp_server)], queue, timeout=20)
+        assert asyncio.get_running_loop().time() - started < 8
+        assert len(smtp_server.handler.received) == 60
