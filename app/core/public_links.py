@@ -26,6 +26,7 @@ class PublicPage:
 
 DIGEST = PublicPage("a", "digest")  # the web version of a digest, by delivery id
 UNSUBSCRIBE = PublicPage("u", "unsubscribe")  # one-click unsubscribe, by amplifier id
+IMPACT = PublicPage("m", "impact")  # the amplifier's own scoreboard, by amplifier id
 
 
 def redirect_url(public_url: str, code: str) -> str:
@@ -73,3 +74,7 @@ def unsubscribe_mailto_base(settings: Settings) -> str:
     """`mailto:` URL up to the subject; the subject is `unsubscribe <token>`, URL-encoded."""
     address = settings.unsubscribe_mailto or parseaddr(settings.mail_from)[1]
     return f"mailto:{address}?subject="
+
+
+def impact_url(public_url: str, signer: Signer, amplifier_id: int) -> str:
+    return page_url(public_url, signer, IMPACT, amplifier_id)

@@ -2,7 +2,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.db import Base, JSONType, UTCDateTime, utcnow
@@ -29,6 +29,10 @@ class Campaign(Base):
     intro: Mapped[str] = mapped_column(Text, default="")
     audience: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     networks: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # locale tag → {"subject"?, "intro"?}
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(
+        JSONType, default=dict, server_default=text("'{}'")
+    )
     utm: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str] = mapped_column(String(16), default=CampaignStatus.DRAFT)
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

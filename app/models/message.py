@@ -1,4 +1,7 @@
+from typing import Any
+
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, JSONType
@@ -16,6 +19,10 @@ class Message(Base):
     network_text: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     hashtags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     image_url: Mapped[str | None] = mapped_column(String(2048))
+    # locale tag → {"text", "network_text"?}
+    translations: Mapped[dict[str, dict[str, Any]]] = mapped_column(
+        JSONType, default=dict, server_default=sql_text("'{}'")
+    )
 
     def text_for(self, network: str) -> str:
         return self.network_text.get(network) or self.text

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Boolean, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime, utcnow
@@ -12,3 +12,6 @@ class Organization(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Sending settings: the impact block in digests, names on the my-impact page's top 10
+    show_impact: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    public_leaderboard: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

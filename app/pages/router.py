@@ -9,6 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from jinja2.sandbox import SandboxedEnvironment
 
+from app import i18n
+from app.core.db import utcnow
 from app.core.deps import SessionDep, SettingsDep, SignerDep
 from app.pages import service
 
@@ -20,7 +22,9 @@ _ENV = SandboxedEnvironment(
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    extensions=["jinja2.ext.i18n"],
 )
+i18n.install(_ENV)
 # Pages carry capability tokens in their URL: never cache, never leak them as a referrer.
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -39,10 +43,14 @@ HTML_404: dict[int | str, dict[str, Any]] = {
 }
 
 
-def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    return HTMLResponse(
-        _ENV.get_template(template).render(context), status_code=status_code, headers=PAGE_HEADERS
-    )
+def page(
+    template: str, status_code: int = 200, *, locale: str | None = None, **context: Any
+) -> HTMLResponse:
+    """The page in the amplifier's language (English when the token names no one)."""
+    with i18n.translating(locale or i18n.DEFAULT_LOCALE) as language:
+        body = _ENV.get_template(template).render(context)
+    headers = {**PAGE_HEADERS, "Content-Language": language}
+    return HTMLResponse(body, status_code=status_code, headers=headers)
 
 
 def not_found() -> HTMLResponse:
@@ -98,3 +106,10 @@ async def unsubscribe(token: str, session: SessionDep, signer: SignerDep) -> HTM
     return await render(
         "unsubscribed.html", service.unsubscribe(session, signer=signer, token=token)
     )
+
+
+@router.get("/m/{token}", response_class=HTMLResponse)
+async def my_impact(token: str, session: SessionDep, signer: SignerDep) -> HTMLResponse:
+    """The amplifier's own impact: points and rank, per campaign, visits over time."""
+    context = service.impact(session, signer=signer, token=token, today=utcnow().date())
+    return await render("impact.html", context)

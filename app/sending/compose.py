@@ -1,18 +1,22 @@
 """The composer part of the send engine: a job in, the finished bytes of its digest out.
 
-Each campaign's content, headers and per-network-set prototypes are built once and kept until
-the campaign's version changes, so composing a mail is mostly string joining.
+Each campaign's content, its headers per language and its prototypes per (language, set of
+networks, kind of impact block) are built once and kept until the campaign's version changes,
+so composing a mail is mostly string joining. The impact numbers are read once per campaign
+and refreshed every few minutes, never per mail.
 """
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
+from app import i18n
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.public_links import (
     UNSUBSCRIBE,
+    impact_url,
     unsubscribe_mailto_base,
     unsubscribe_token,
     url_of_token,
@@ -21,26 +25,44 @@ from app.core.public_links import (
 from app.core.security import Signer
 from app.sending.mime import CampaignHeaders, build_digest, domain_of, envelope_address, message_id
 from app.sending.parts import CampaignState, ComposedMail, Job
-from app.sending.render import CampaignContent, DigestPrototype, Recipient
+from app.sending.render import CampaignContent, DigestPrototype, Recipient, impact_kind
+from app.stats.impact import Board
 
 CampaignLoader = Callable[[int], Awaitable[tuple[datetime, CampaignContent]]]
+# A campaign's organization's impact board, or None when it hides the impact block.
+ImpactLoader = Callable[[int], Awaitable[Board | None]]
+IMPACT_REFRESH = timedelta(minutes=5)
+
+# (chrome language, translation used by each text, networks, kind of impact block)
+PrototypeKey = tuple[str, tuple[str | None, ...], tuple[str, ...], str]
 
 
 @dataclass
 class _CampaignCache:
     updated_at: datetime
     content: CampaignContent
-    headers: CampaignHeaders
-    prototypes: dict[tuple[str, ...], DigestPrototype] = field(default_factory=dict)
+    # (chrome language, translation of the subject) → headers
+    headers: dict[tuple[str, str | None], CampaignHeaders] = field(default_factory=dict)
+    prototypes: dict[PrototypeKey, DigestPrototype] = field(default_factory=dict)
+    impact: Board | None = None
+    impact_read_at: datetime | None = None
 
 
 class DigestComposer:
     """Renders digests; `load_campaign` gives a campaign's version and content."""
 
-    def __init__(self, settings: Settings, signer: Signer, load_campaign: CampaignLoader) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        signer: Signer,
+        load_campaign: CampaignLoader,
+        *,
+        load_impact: ImpactLoader | None = None,
+    ) -> None:
         self.settings = settings
         self.signer = signer
         self.load_campaign = load_campaign
+        self.load_impact = load_impact
         self.sender = envelope_address(settings.mail_from)
         self.domain = domain_of(settings.mail_from)
         self._mailto_base = unsubscribe_mailto_base(settings)
@@ -49,29 +71,46 @@ class DigestComposer:
     async def compose(self, job: Job, *, state: CampaignState, eight_bit: bool) -> ComposedMail:
         assert job.email is not None and job.amplifier_id is not None
         campaign = await self._campaign(job.campaign_id, state)
-        prototype = campaign.prototypes.get(job.networks)
-        if prototype is None:
-            prototype = DigestPrototype(campaign.content, job.networks)
-            campaign.prototypes[job.networks] = prototype
+        board = await self._impact(job.campaign_id, campaign)
         token = unsubscribe_token(self.signer, job.amplifier_id)
         unsubscribe = url_of_token(self.settings.public_url, UNSUBSCRIBE, token)
-        text, html = prototype.render_parts(
-            Recipient(
-                name=job.name or "",
-                email=job.email,
-                share_urls=job.share_urls,
-                web_version_url=web_version_url(
-                    self.settings.public_url, self.signer, job.delivery_id
-                ),
-                unsubscribe_url=unsubscribe,
-            ),
-            eight_bit=eight_bit,
+        recipient = Recipient(
+            name=job.name or "",
+            email=job.email,
+            share_urls=job.share_urls,
+            web_version_url=web_version_url(self.settings.public_url, self.signer, job.delivery_id),
+            unsubscribe_url=unsubscribe,
+            locale=job.locale,
+            impact_url=impact_url(self.settings.public_url, self.signer, job.amplifier_id),
+            impact=board.of(job.amplifier_id) if board is not None else None,
+            show_impact=board is not None,
         )
+        language = i18n.chrome_locale(job.locale)
+        translation = campaign.content.translation_key(job.locale)
+        key = (language, translation, job.networks, impact_kind(recipient))
+        prototype = campaign.prototypes.get(key)
+        if prototype is None:
+            prototype = DigestPrototype(
+                campaign.content.localized(job.locale),
+                job.networks,
+                locale=language,
+                impact=key[3],
+            )
+            campaign.prototypes[key] = prototype
+        headers = campaign.headers.get((language, translation[0]))
+        if headers is None:
+            headers = CampaignHeaders.build(
+                mail_from=self.settings.mail_from,
+                subject=campaign.content.localized(job.locale).subject,
+                extra={"Content-Language": language},
+            )
+            campaign.headers[(language, translation[0])] = headers
+        text, html = prototype.render_parts(recipient, eight_bit=eight_bit)
         mailto_subject = quote(f"unsubscribe {token}", safe="")
         list_unsubscribe = f"<{unsubscribe}>, <{self._mailto_base}{mailto_subject}>"
         mid = message_id(self.domain, job.campaign_id, job.delivery_id)
         raw = build_digest(
-            campaign_headers=campaign.headers,
+            campaign_headers=headers,
             to_name=job.name,
             to_addr=job.email,
             message_id_value=mid,
@@ -86,9 +125,16 @@ class DigestComposer:
         cached = self._campaigns.get(campaign_id)
         if cached is None or cached.updated_at != state.updated_at:
             updated_at, content = await self.load_campaign(campaign_id)
-            headers = CampaignHeaders.build(
-                mail_from=self.settings.mail_from, subject=content.subject
-            )
-            cached = _CampaignCache(updated_at, content, headers)
+            cached = _CampaignCache(updated_at, content)
             self._campaigns[campaign_id] = cached
         return cached
+
+    async def _impact(self, campaign_id: int, campaign: _CampaignCache) -> Board | None:
+        if self.load_impact is None:
+            return None
+        now = utcnow()
+        read_at = campaign.impact_read_at
+        if read_at is None or now - read_at >= IMPACT_REFRESH:
+            campaign.impact = await self.load_impact(campaign_id)
+            campaign.impact_read_at = now
+        return campaign.impact

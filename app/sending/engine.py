@@ -29,7 +29,10 @@ def build_worker(
         settings=settings,
         store=store,
         composer=with_deliverability(
-            DigestComposer(settings, signer, store.campaign_content), settings
+            DigestComposer(
+                settings, signer, store.campaign_content, load_impact=store.impact_board
+            ),
+            settings,
         ),
         transports=lambda: SmtpConnection(smtp_config),
         worker_id=worker_id,

@@ -36,6 +36,7 @@ class Job:
     amplifier_status: str | None
     share_urls: dict[tuple[int, str], str]
     networks: tuple[str, ...]
+    locale: str = "en"
 
 
 class OutcomeStatus(StrEnum):

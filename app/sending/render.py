@@ -1,7 +1,8 @@
 """Digest rendering: one sandboxed Jinja environment, and a per-campaign prototype.
 
-Jinja and CSS inlining run once per (campaign, set of networks) with placeholder tokens where
-the per-amplifier values go; each mail then only substitutes its own values into the prototype.
+Jinja and CSS inlining run once per (campaign, language, set of networks, kind of impact block)
+with placeholder tokens where the per-amplifier values go; each mail then only substitutes its
+own values into the prototype.
 """
 
 import html
@@ -18,9 +19,11 @@ import css_inline
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from app import i18n
 from app.models import Campaign, Message
 from app.sending.mime import MAX_LINE_OCTETS, MimeBody, encode_body
 from app.sending.networks import NETWORK_INFO
+from app.stats.impact import Score
 
 # Beside the `app` package (source tree or site-packages), never a same-named folder in the cwd.
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "email_templates"
@@ -30,6 +33,7 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
     return SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=autoescape,
+        extensions=["jinja2.ext.i18n"],
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -39,6 +43,8 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
 
 _HTML_ENV = _environment(autoescape=True)
 _TEXT_ENV = _environment(autoescape=False)
+i18n.install(_HTML_ENV)
+i18n.install(_TEXT_ENV)
 _INLINER = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
 
 
@@ -49,6 +55,20 @@ class MessageContent:
     text: str
     url: str
     image_url: str | None
+    # locale tag → {"text", "network_text"?}, as stored
+    translations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def localized(self, tag: str | None) -> "MessageContent":
+        chosen = i18n.best_match(tag, self.translations)
+        if not chosen:
+            return self
+        return MessageContent(
+            id=self.id,
+            position=self.position,
+            text=chosen.get("text") or self.text,
+            url=self.url,
+            image_url=self.image_url,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +78,8 @@ class CampaignContent:
     subject: str
     intro: str
     messages: Sequence[MessageContent]
+    # locale tag → {"subject"?, "intro"?}, as stored
+    translations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -71,11 +93,38 @@ class CampaignContent:
             intro=campaign.intro or "",
             messages=[
                 MessageContent(
-                    id=m.id, position=m.position, text=m.text, url=m.url, image_url=m.image_url
+                    id=m.id,
+                    position=m.position,
+                    text=m.text,
+                    url=m.url,
+                    image_url=m.image_url,
+                    translations=m.translations or {},
                 )
                 for m in messages
             ],
+            translations=campaign.translations or {},
         )
+
+    def localized(self, tag: str | None) -> "CampaignContent":
+        """The content in the best translation for `tag` (each text falls back on its own)."""
+        chosen = i18n.best_match(tag, self.translations) or {}
+        return CampaignContent(
+            organization_name=self.organization_name,
+            name=self.name,
+            subject=chosen.get("subject") or self.subject,
+            intro=chosen.get("intro") or self.intro,
+            messages=[m.localized(tag) for m in self.messages],
+        )
+
+    def translation_key(self, tag: str | None) -> tuple[str | None, ...]:
+        """Which translation each text of `tag` uses: amplifiers with equal keys read the same."""
+        keys = [_matched_key(tag, self.translations)]
+        keys += [_matched_key(tag, m.translations) for m in self.messages]
+        return tuple(keys)
+
+
+def _matched_key(tag: str | None, available: Mapping[str, Any]) -> str | None:
+    return i18n.best_match(tag, {key: key for key in available})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +135,11 @@ class Recipient:
     share_urls: Mapping[tuple[int, str], str]
     web_version_url: str
     unsubscribe_url: str
+    locale: str = i18n.DEFAULT_LOCALE
+    impact_url: str = ""
+    # None: nothing earned yet (the encouraging line); ignored when the block is off
+    impact: Score | None = None
+    show_impact: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,17 +169,26 @@ def _host(url: str) -> str:
     return host.removeprefix("www.")
 
 
+def greeting(name: str) -> str:
+    """In the current language; the name is filled in as it is."""
+    return i18n.gettext("Hi %(name)s,") % {"name": name} if name else i18n.gettext("Hi there,")
+
+
 def digest_context(
     campaign: CampaignContent,
     networks: Sequence[str],
     *,
-    name: str,
+    greeting: str,
     email: str,
     share_url: Any,
     web_version_url: str,
     unsubscribe_url: str,
     preview: bool,
+    impact: SimpleNamespace | None = None,
+    impact_url: str = "",
 ) -> dict[str, Any]:
+    """The template context; call inside `i18n.translating` with the campaign already
+    localized."""
     messages = [
         SimpleNamespace(
             position=m.position,
@@ -150,12 +213,43 @@ def digest_context(
         "campaign": SimpleNamespace(
             name=campaign.name, subject=campaign.subject, intro=campaign.intro
         ),
-        "amplifier": SimpleNamespace(name=name, email=email),
+        "greeting": greeting,
+        "amplifier": SimpleNamespace(email=email),
         "messages": messages,
         "web_version_url": web_version_url,
         "unsubscribe_url": unsubscribe_url,
+        "impact": impact,
+        "impact_url": impact_url,
         "preview": preview,
     }
+
+
+def impact_context(recipient: Recipient) -> SimpleNamespace | None:
+    """The impact block's values, formatted for the current language."""
+    if not recipient.show_impact:
+        return None
+    numbers = recipient.impact
+    if numbers is None:
+        return SimpleNamespace(new=True, url=recipient.impact_url)
+    fmt = i18n.format_number
+    return SimpleNamespace(
+        new=False,
+        url=recipient.impact_url,
+        shares=fmt(numbers.shares),
+        visits=fmt(numbers.visits),
+        points=fmt(numbers.points),
+        rank=fmt(numbers.rank),
+        total=fmt(numbers.total),
+    )
+
+
+_IMPACT_FIGURES = ("shares", "visits", "points", "rank", "total")
+
+
+def impact_kind(recipient: Recipient) -> str:
+    if not recipient.show_impact:
+        return "off"
+    return "new" if recipient.impact is None else "scored"
 
 
 WRAP_AT = 500
@@ -217,39 +311,67 @@ class _Template:
 
 
 class DigestPrototype:
-    """A campaign's digest for one set of networks, rendered once with placeholders."""
+    """A campaign's digest for one language, set of networks and kind of impact block,
+    rendered once with placeholders. `campaign` is already localized."""
 
-    def __init__(self, campaign: CampaignContent, networks: Sequence[str]) -> None:
+    def __init__(
+        self,
+        campaign: CampaignContent,
+        networks: Sequence[str],
+        *,
+        locale: str = i18n.DEFAULT_LOCALE,
+        impact: str = "off",
+    ) -> None:
         placeholders = _Placeholders()
-        context = digest_context(
-            campaign,
-            networks,
-            name=placeholders.token("name"),
-            email=placeholders.token("email"),
-            share_url=lambda message_id, network: placeholders.token(
-                f"share:{message_id}:{network}"
-            ),
-            web_version_url=placeholders.token("web"),
-            unsubscribe_url=placeholders.token("unsubscribe"),
-            preview=False,
-        )
+        self.locale = i18n.chrome_locale(locale)
+        impact_values = None
+        if impact != "off":
+            numbers = (
+                {key: placeholders.token(f"impact:{key}") for key in _IMPACT_FIGURES}
+                if impact == "scored"
+                else {}
+            )
+            impact_values = SimpleNamespace(
+                new=impact == "new", url=placeholders.token("impact_url"), **numbers
+            )
+        with i18n.translating(self.locale):
+            context = digest_context(
+                campaign,
+                networks,
+                greeting=placeholders.token("greeting"),
+                email=placeholders.token("email"),
+                share_url=lambda message_id, network: placeholders.token(
+                    f"share:{message_id}:{network}"
+                ),
+                web_version_url=placeholders.token("web"),
+                unsubscribe_url=placeholders.token("unsubscribe"),
+                preview=False,
+                impact=impact_values,
+                impact_url=placeholders.token("impact_url"),
+            )
+            html_source = wrap_long_lines(
+                _INLINER.inline(_HTML_ENV.get_template("digest.html.j2").render(context))
+            )
+            text_source = _TEXT_ENV.get_template("digest.txt.j2").render(context)
         self._keys = placeholders.keys
         token = placeholders.pattern()
-        html_source = wrap_long_lines(
-            _INLINER.inline(_HTML_ENV.get_template("digest.html.j2").render(context))
-        )
-        text_source = _TEXT_ENV.get_template("digest.txt.j2").render(context)
         # Split once into static runs and placeholder slots: a mail is one join, no scanning.
         self._html = _Template.parse(token, html_source)
         self._text = _Template.parse(token, text_source)
 
     def _values(self, recipient: Recipient) -> list[str]:
-        values: dict[str, str] = {
-            "name": recipient.name or "there",
-            "email": recipient.email,
-            "web": recipient.web_version_url,
-            "unsubscribe": recipient.unsubscribe_url,
-        }
+        with i18n.translating(self.locale):
+            values: dict[str, str] = {
+                "greeting": greeting(recipient.name),
+                "email": recipient.email,
+                "web": recipient.web_version_url,
+                "unsubscribe": recipient.unsubscribe_url,
+                "impact_url": recipient.impact_url,
+            }
+            block = impact_context(recipient)
+        if block is not None and not block.new:
+            for key in _IMPACT_FIGURES:
+                values[f"impact:{key}"] = getattr(block, key)
         for (message_id, network), url in recipient.share_urls.items():
             values[f"share:{message_id}:{network}"] = url
         return [values[key] for key in self._keys]
@@ -282,17 +404,21 @@ def render_digest(
     campaign: CampaignContent, networks: Sequence[str], recipient: Recipient, *, preview: bool
 ) -> RenderedDigest:
     """Render one digest directly (previews and web versions; mail uses a prototype)."""
-    context = digest_context(
-        campaign,
-        networks,
-        name=recipient.name,
-        email=recipient.email,
-        share_url=lambda message_id, network: recipient.share_urls[(message_id, network)],
-        web_version_url=recipient.web_version_url,
-        unsubscribe_url=recipient.unsubscribe_url,
-        preview=preview,
-    )
-    return RenderedDigest(
-        text=_TEXT_ENV.get_template("digest.txt.j2").render(context),
-        html=_INLINER.inline(_HTML_ENV.get_template("digest.html.j2").render(context)),
-    )
+    localized = campaign.localized(recipient.locale)
+    with i18n.translating(recipient.locale):
+        context = digest_context(
+            localized,
+            networks,
+            greeting=greeting(recipient.name),
+            email=recipient.email,
+            share_url=lambda message_id, network: recipient.share_urls[(message_id, network)],
+            web_version_url=recipient.web_version_url,
+            unsubscribe_url=recipient.unsubscribe_url,
+            preview=preview,
+            impact=impact_context(recipient),
+            impact_url=recipient.impact_url,
+        )
+        return RenderedDigest(
+            text=_TEXT_ENV.get_template("digest.txt.j2").render(context),
+            html=_INLINER.inline(_HTML_ENV.get_template("digest.html.j2").render(context)),
+        )

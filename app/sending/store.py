@@ -34,6 +34,8 @@ from app.models import (
 )
 from app.sending.parts import CampaignState, Claim, Job, Outcome, OutcomeStatus
 from app.sending.render import CampaignContent
+from app.stats import impact
+from app.stats.impact import Board
 
 logger = logging.getLogger("amplify.worker")
 
@@ -117,7 +119,13 @@ class SqlDeliveryStore:
                 row.id: row
                 for row in (
                     await session.execute(
-                        select(Delivery.id, Amplifier.email, Amplifier.name, Amplifier.status)
+                        select(
+                            Delivery.id,
+                            Amplifier.email,
+                            Amplifier.name,
+                            Amplifier.status,
+                            Amplifier.locale,
+                        )
                         .outerjoin(Amplifier, Amplifier.id == Delivery.amplifier_id)
                         .where(Delivery.id.in_(ids))
                     )
@@ -156,6 +164,22 @@ class SqlDeliveryStore:
                 )
             ).all()
         return campaign.updated_at, CampaignContent.of(campaign, messages, org_name)
+
+    async def impact_board(self, campaign_id: int) -> Board | None:
+        """The campaign's organization's last 30 days, or None when it hides the impact block."""
+        async with self.sessionmaker() as session:
+            organization_id, show = (
+                await session.execute(
+                    select(Campaign.organization_id, Organization.show_impact)
+                    .join(Organization, Organization.id == Campaign.organization_id)
+                    .where(Campaign.id == campaign_id)
+                )
+            ).one()
+            if not show:
+                return None
+            return await impact.recent_board(
+                session, organization_id=organization_id, today=utcnow().date()
+            )
 
     async def campaign_states(self, campaign_ids: Iterable[int]) -> dict[int, CampaignState]:
         ids = list(campaign_ids)
@@ -351,6 +375,7 @@ def _job(claim: Claim, person: object | None, share_urls: dict[tuple[int, str], 
         amplifier_status=getattr(person, "status", None),
         share_urls=share_urls,
         networks=tuple(dict.fromkeys(network for _, network in share_urls)),
+        locale=getattr(person, "locale", None) or "en",
     )
 
 

@@ -71,7 +71,8 @@ class TestDigestMail:
         # Every link in the mail is ours: tracked shortlinks and amplifier pages.
         hrefs = re.findall(r'href="([^"]+)"', html)
         assert hrefs and all(
-            h.startswith((f"{PUBLIC}/r/", f"{PUBLIC}/a/", f"{PUBLIC}/u/")) for h in hrefs
+            h.startswith((f"{PUBLIC}/r/", f"{PUBLIC}/a/", f"{PUBLIC}/u/", f"{PUBLIC}/m/"))
+            for h in hrefs
         )
         share_links = {h for h in hrefs if h.startswith(f"{PUBLIC}/r/")}
         # The amplifier uses linkedin and x (not facebook): 2 messages × 2 networks.

@@ -1,10 +1,14 @@
+import pytest
+
 from app.sending.render import (
     CampaignContent,
     DigestPrototype,
     MessageContent,
     Recipient,
+    impact_kind,
     render_digest,
 )
+from app.stats.impact import Score
 
 NETWORKS = ("linkedin", "x", "email")
 CAMPAIGN = CampaignContent(
@@ -25,7 +29,9 @@ CAMPAIGN = CampaignContent(
 )
 
 
-def _recipient(name: str) -> Recipient:
+def _recipient(
+    name: str, *, locale: str = "en", impact: Score | None = None, show_impact: bool = False
+) -> Recipient:
     return Recipient(
         name=name,
         email="someone@example.com",
@@ -34,6 +40,10 @@ def _recipient(name: str) -> Recipient:
         },
         web_version_url="https://amplify.test/a/1.sig",
         unsubscribe_url="https://amplify.test/u/2.sig",
+        impact_url="https://amplify.test/m/3.sig",
+        locale=locale,
+        impact=impact,
+        show_impact=show_impact,
     )
 
 
@@ -73,3 +83,93 @@ class TestDigestPrototype:
             "quoted-printable" in (text.transfer_encoding, html.transfer_encoding)
             or max(len(line) for line in html.data.split(b"\r\n")) <= 998
         )
+
+    @pytest.mark.parametrize("locale", ["en", "de", "pt-BR", "ja", "pl", "xx"])
+    @pytest.mark.parametrize(
+        ("impact", "show"),
+        [(None, False), (None, True), (Score(3, 1234, 1250, 2, 1500), True)],
+    )
+    def test_prototype_equals_direct_rendering_in_every_language_and_impact(
+        self, locale: str, impact: Score | None, show: bool
+    ) -> None:
+        recipient = _recipient("Åse", locale=locale, impact=impact, show_impact=show)
+        prototype = DigestPrototype(
+            CAMPAIGN.localized(locale), NETWORKS, locale=locale, impact=impact_kind(recipient)
+        )
+        fast = prototype.render(recipient)
+        direct = render_digest(CAMPAIGN, NETWORKS, recipient, preview=False)
+        assert fast.text == direct.text
+        # CSS inlining writes a no-break space (Polish digit groups) as &nbsp;: the same text.
+        same = [h.replace("&nbsp;", "\u00a0").split() for h in (fast.html, direct.html)]
+        assert same[0] == same[1]
+
+
+class TestLanguages:
+    def test_chrome_follows_the_amplifier_language_with_numbers_formatted(self) -> None:
+        impact = Score(shares=3, visits=1234, points=1250, rank=2, total=1500)
+        german = render_digest(
+            CAMPAIGN,
+            NETWORKS,
+            _recipient("Jörg", locale="de-AT", impact=impact, show_impact=True),
+            preview=False,
+        )
+        assert "Hallo Jörg," in german.text
+        assert "Hier sind 3 Beiträge zum Teilen." in german.text
+        assert "Auf LinkedIn teilen" in german.text
+        assert "Erzielte Besuche: 1.234" in german.text
+        assert "Platz 2 von 1.500" in german.text
+        assert '<html lang="de"' in german.html
+
+    def test_plural_forms_follow_the_language(self) -> None:
+        def hint(locale: str, count: int) -> str:
+            content = CampaignContent(
+                organization_name="Acme",
+                name="n",
+                subject="s",
+                intro="",
+                messages=CAMPAIGN.messages[:1] * count,
+            )
+            return render_digest(content, (), _recipient("A", locale=locale), preview=False).text
+
+        assert "Oto post gotowy do udostępnienia." in hint("pl", 1)
+        assert "Oto 2 posty gotowe do udostępnienia." in hint("pl", 2)
+        assert "Oto 5 postów gotowych do udostępnienia." in hint("pl", 5)
+        assert "Here is a post ready to share." in hint("en", 1)
+        assert "Here are 2 posts ready to share." in hint("en", 2)
+        assert "シェアできる投稿が1件あります。" in hint("ja", 1)
+
+    def test_new_amplifier_gets_an_encouraging_line_instead_of_zeros(self) -> None:
+        text = render_digest(
+            CAMPAIGN, NETWORKS, _recipient("A", locale="fr", show_impact=True), preview=False
+        ).text
+        assert "Votre premier partage est à un clic." in text
+        assert "Partages:" not in text
+
+    def test_content_translation_best_match_falls_back_by_language_then_to_base(self) -> None:
+        content = CampaignContent(
+            organization_name="Acme",
+            name="n",
+            subject="Base subject",
+            intro="Base intro",
+            messages=[
+                MessageContent(
+                    id=1,
+                    position=0,
+                    text="Base text",
+                    url="https://e.com",
+                    image_url=None,
+                    translations={"pt": {"text": "Texto"}, "da": {"text": "Tekst"}},
+                )
+            ],
+            translations={"pt-BR": {"subject": "Assunto BR"}, "pt": {"intro": "Intro PT"}},
+        )
+        brazil = content.localized("pt-BR")
+        assert (brazil.subject, brazil.intro, brazil.messages[0].text) == (
+            "Assunto BR",
+            "Base intro",
+            "Texto",
+        )
+        portugal = content.localized("pt-PT")
+        assert (portugal.subject, portugal.intro) == ("Base subject", "Intro PT")
+        assert content.localized("ja").messages[0].text == "Base text"
+        assert content.translation_key("pt-br") == ("pt-BR", "pt")
