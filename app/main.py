@@ -28,6 +28,7 @@ from app.core.security import Signer
 from app.dashboard.router import router as dashboard_router
 from app.health import router as health_router
 from app.keys.router import router as keys_router
+from app.organizations.router import router as organizations_router
 from app.pages.router import router as pages_router
 from app.sending.engine import build_worker, start_click_retention
 from app.sending.router import router as sending_router
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
     app.include_router(campaigns_router)
     app.include_router(sending_router)
     app.include_router(stats_router)
+    app.include_router(organizations_router)
     app.include_router(pages_router)
     app.include_router(dashboard_router)
     app.include_router(bounces_router)

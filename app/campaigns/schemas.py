@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, StrictBool, field_validator
 
+from app import i18n
 from app.campaigns.xtext import MAX_WEIGHT
 from app.core.schemas import (
     NO_CONTROL_CHARACTERS,
@@ -26,6 +27,7 @@ MAX_AUDIENCE_TAGS = 50
 MAX_TEXT_LENGTH = 3_000
 MAX_INTRO_LENGTH = 5_000
 MAX_URL_LENGTH = 2_048
+MAX_TRANSLATIONS = 50
 
 
 def _valid_unicode(value: str) -> str:
@@ -133,34 +135,6 @@ Url = Annotated[HttpUrl, Unicode, Field(max_length=MAX_URL_LENGTH)]
 Position = Annotated[int, Field(ge=0, le=MAX_MESSAGES - 1, description="0-based.")]
 
 
-class AudienceIn(InputModel):
-    tags: Annotated[list[AudienceTag], AfterValidator(_unique)] = Field(
-        default_factory=list,
-        max_length=MAX_AUDIENCE_TAGS,
-        description="Amplifiers with ANY of these tags; empty means every active amplifier.",
-    )
-
-
-X_RULE = (
-    f"When the campaign uses `x`, the X text (`network_text.x` or `text`, then ` #tag` per "
-    f"hashtag, a space and the link counted as 23) must weigh at most {MAX_WEIGHT}."
-)
-
-
-class MessageIn(InputModel):
-    text: MessageText = Field(description=X_RULE)
-    url: Url = Field(description="Absolute http(s) URL the message promotes.")
-    network_text: NetworkTexts = Field(default_factory=dict)
-    hashtags: Hashtags = Field(default_factory=list)
-    image_url: Url | None = None
-
-
-class MessageCreate(MessageIn):
-    position: Position | None = Field(
-        default=None, description="Insert at this 0-based position; appended when absent."
-    )
-
-
 def _hide_null(*fields: str) -> Callable[[dict[str, Any]], None]:
     """JSON-schema edit: these optional fields may be left out but never be `null`."""
 
@@ -181,12 +155,86 @@ def _refuse_null(value: Any) -> Any:
     return value
 
 
+def _locale_tag(value: str) -> str:
+    return i18n.normalize_tag(value)
+
+
+LocaleTag = Annotated[
+    str,
+    Field(min_length=2, max_length=i18n.MAX_TAG_LENGTH, description="A language tag: de, pt-BR."),
+    AfterValidator(_locale_tag),
+]
+
+
+class CampaignTranslation(InputModel):
+    """The campaign's subject and intro in one language; an absent one uses the base text."""
+
+    model_config = ConfigDict(json_schema_extra=_hide_null("subject", "intro"))
+
+    subject: Subject | None = None
+    intro: Intro | None = None
+
+    _no_null = field_validator("subject", "intro", mode="before")(_refuse_null)
+
+
+class MessageTranslation(InputModel):
+    """A message in one language. The X weight rule applies to it as to the base text."""
+
+    text: MessageText
+    network_text: NetworkTexts = Field(default_factory=dict)
+
+
+TRANSLATIONS_DOC = (
+    "Per language tag; each amplifier gets the best match for its `locale` (pt-BR, then pt), "
+    "else the base text."
+)
+CampaignTranslations = Annotated[
+    dict[LocaleTag, CampaignTranslation],
+    Field(max_length=MAX_TRANSLATIONS, description=TRANSLATIONS_DOC),
+]
+MessageTranslations = Annotated[
+    dict[LocaleTag, MessageTranslation],
+    Field(max_length=MAX_TRANSLATIONS, description=TRANSLATIONS_DOC),
+]
+
+
+class AudienceIn(InputModel):
+    tags: Annotated[list[AudienceTag], AfterValidator(_unique)] = Field(
+        default_factory=list,
+        max_length=MAX_AUDIENCE_TAGS,
+        description="Amplifiers with ANY of these tags; empty means every active amplifier.",
+    )
+
+
+X_RULE = (
+    f"When the campaign uses `x`, the X text (`network_text.x` or `text`, then ` #tag` per "
+    f"hashtag, a space and the link counted as 23) must weigh at most {MAX_WEIGHT}."
+)
+
+
+class MessageIn(InputModel):
+    text: MessageText = Field(description=X_RULE)
+    url: Url = Field(description="Absolute http(s) URL the message promotes.")
+    network_text: NetworkTexts = Field(default_factory=dict)
+    hashtags: Hashtags = Field(default_factory=list)
+    image_url: Url | None = None
+    translations: MessageTranslations = Field(default_factory=dict)
+
+
+class MessageCreate(MessageIn):
+    position: Position | None = Field(
+        default=None, description="Insert at this 0-based position; appended when absent."
+    )
+
+
 class MessageUpdate(InputModel):
     """Every field optional; `position` moves the message and renumbers the others."""
 
     # Absent means "keep"; `null` is refused except for image_url, where it removes the image.
     model_config = ConfigDict(
-        json_schema_extra=_hide_null("text", "url", "network_text", "hashtags", "position")
+        json_schema_extra=_hide_null(
+            "text", "url", "network_text", "hashtags", "position", "translations"
+        )
     )
 
     text: MessageText | None = None
@@ -195,9 +243,10 @@ class MessageUpdate(InputModel):
     hashtags: Hashtags | None = None
     image_url: Url | None = None
     position: Position | None = None
+    translations: MessageTranslations | None = None
 
     _no_null = field_validator(
-        "text", "url", "network_text", "hashtags", "position", mode="before"
+        "text", "url", "network_text", "hashtags", "position", "translations", mode="before"
     )(_refuse_null)
 
 
@@ -209,13 +258,16 @@ class CampaignCreate(InputModel):
     networks: Networks
     utm: StrictBool = True
     messages: list[MessageIn] = Field(default_factory=list, max_length=MAX_MESSAGES)
+    translations: CampaignTranslations = Field(default_factory=dict)
 
 
 class CampaignUpdate(InputModel):
     """Every field optional. Outside `draft` only name, subject and intro may change."""
 
     model_config = ConfigDict(
-        json_schema_extra=_hide_null("name", "subject", "intro", "audience", "networks", "utm")
+        json_schema_extra=_hide_null(
+            "name", "subject", "intro", "audience", "networks", "utm", "translations"
+        )
     )
 
     name: CampaignName | None = None
@@ -224,9 +276,10 @@ class CampaignUpdate(InputModel):
     audience: AudienceIn | None = None
     networks: Networks | None = None
     utm: StrictBool | None = None
+    translations: CampaignTranslations | None = None
 
     _no_null = field_validator(
-        "name", "subject", "intro", "audience", "networks", "utm", mode="before"
+        "name", "subject", "intro", "audience", "networks", "utm", "translations", mode="before"
     )(_refuse_null)
 
 
@@ -239,6 +292,7 @@ class MessageRead(OutputModel):
     hashtags: list[str]
     image_url: str | None
     position: int
+    translations: dict[str, dict[str, Any]]
 
 
 class AudienceRead(OutputModel):
@@ -259,6 +313,7 @@ class CampaignRead(OutputModel):
     created_at: UtcDatetime
     updated_at: UtcDatetime
     messages: list[MessageRead]
+    translations: dict[str, dict[str, str]]
 
     @field_validator("audience", mode="before")
     @classmethod

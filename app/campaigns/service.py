@@ -1,6 +1,6 @@
 """Campaign and message rules: tenancy, the editing state machine, order, the X length rule."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,9 +12,11 @@ from app.campaigns import xtext
 from app.campaigns.schemas import (
     MAX_MESSAGES,
     CampaignCreate,
+    CampaignTranslation,
     CampaignUpdate,
     MessageCreate,
     MessageIn,
+    MessageTranslation,
     MessageUpdate,
 )
 from app.core.db import MAX_ID, utcnow
@@ -26,7 +28,7 @@ from app.models import Campaign, CampaignStatus, Message
 # Ids are 32-bit integer columns: a larger id cannot exist, and PostgreSQL would refuse to compare.
 
 # Fields that stay editable after the send snapshot was taken (they only label the digest).
-ALWAYS_EDITABLE = frozenset({"name", "subject", "intro"})
+ALWAYS_EDITABLE = frozenset({"name", "subject", "intro", "translations"})
 # Statuses whose campaign can no longer be changed or deleted at all.
 LOCKED = frozenset({CampaignStatus.SENDING, CampaignStatus.SENT})
 UNDELETABLE = LOCKED | {CampaignStatus.PAUSED}
@@ -185,16 +187,18 @@ def x_text_errors(
         return []
     errors: list[dict[str, Any]] = []
     for index, message in messages:
-        weight = xtext.post_weight(message.text_for("x"), message.hashtags)
-        if weight > xtext.MAX_WEIGHT:
-            errors.append(
-                {
-                    "loc": loc(index),
-                    "msg": f"message {index}: the X post weighs {weight}, more than "
-                    f"{xtext.MAX_WEIGHT} (text, ' #tag' per hashtag, a space and the link "
-                    f"counted as {xtext.URL_WEIGHT})",
-                }
-            )
+        for locale, text in message.x_texts():
+            weight = xtext.post_weight(text, message.hashtags)
+            if weight > xtext.MAX_WEIGHT:
+                where = f" ({locale} translation)" if locale else ""
+                errors.append(
+                    {
+                        "loc": loc(index) + (["translations", locale] if locale else []),
+                        "msg": f"message {index}{where}: the X post weighs {weight}, more than "
+                        f"{xtext.MAX_WEIGHT} (text, ' #tag' per hashtag, a space and the link "
+                        f"counted as {xtext.URL_WEIGHT})",
+                    }
+                )
     return errors
 
 
@@ -229,7 +233,25 @@ def _new_message(data: MessageIn, *, position: int) -> Message:
         network_text=dict(data.network_text),
         hashtags=list(data.hashtags),
         image_url=data.image_url,
+        translations=_message_translations(data.translations),
     )
+
+
+def _message_translations(translations: Mapping[str, MessageTranslation]) -> dict[str, Any]:
+    return {
+        locale: {"text": t.text, "network_text": {str(n): v for n, v in t.network_text.items()}}
+        for locale, t in translations.items()
+    }
+
+
+def _campaign_translations(
+    translations: Mapping[str, CampaignTranslation],
+) -> dict[str, dict[str, str]]:
+    return {
+        locale: t.model_dump(exclude_none=True)
+        for locale, t in translations.items()
+        if t.subject is not None or t.intro is not None
+    }
 
 
 async def create(session: AsyncSession, *, organization_id: int, data: CampaignCreate) -> Campaign:
@@ -245,6 +267,7 @@ async def create(session: AsyncSession, *, organization_id: int, data: CampaignC
         audience={"tags": list(data.audience.tags)},
         networks=list(data.networks),
         utm=data.utm,
+        translations=_campaign_translations(data.translations),
         status=CampaignStatus.DRAFT,
         created_at=now,
         updated_at=now,
@@ -261,6 +284,8 @@ def _changes(data: CampaignUpdate) -> dict[str, Any]:
         value = getattr(data, field)
         if field == "audience":
             value = {"tags": list(value.tags)}
+        elif field == "translations":
+            value = _campaign_translations(value)
         changes[field] = value
     return changes
 
@@ -401,10 +426,18 @@ async def update_message(
         else {str(network): value for network, value in data.network_text.items()}
     )
     hashtags = message.hashtags if data.hashtags is None else list(data.hashtags)
+    translations = (
+        message.translations
+        if data.translations is None
+        else _message_translations(data.translations)
+    )
     # Check what the message would become before touching it.
-    after = Message(text=text, network_text=network_text, hashtags=hashtags)
+    after = Message(
+        text=text, network_text=network_text, hashtags=hashtags, translations=translations
+    )
     _check_x(campaign.networks, [(position, after)], loc=_at("body"))
     message.text, message.network_text, message.hashtags = text, network_text, hashtags
+    message.translations = translations
     if data.url is not None:
         message.url = data.url
     if "image_url" in data.model_fields_set:

@@ -26,3 +26,11 @@ class Message(Base):
 
     def text_for(self, network: str) -> str:
         return self.network_text.get(network) or self.text
+
+    def x_texts(self) -> list[tuple[str | None, str]]:
+        """The X text of the base message (locale None) and of every translation."""
+        texts: list[tuple[str | None, str]] = [(None, self.text_for("x"))]
+        for locale, translation in (self.translations or {}).items():
+            network_text = translation.get("network_text") or {}
+            texts.append((locale, network_text.get("x") or translation.get("text") or self.text))
+        return texts

@@ -2,11 +2,13 @@
 
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from app import i18n
 from app.core.public_links import redirect_url
 from app.models import LinkKind
 from app.sending.networks import SharePost, share_url
@@ -44,6 +46,24 @@ class MessageLinkSource:
     url: str
     network_text: dict[str, str]
     hashtags: Sequence[str]
+    # locale tag → {"text", "network_text"?}
+    translations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def translation_key(self, locale: str | None) -> str | None:
+        return i18n.best_match(locale, {key: key for key in self.translations})
+
+    def localized(self, locale: str | None) -> "MessageLinkSource":
+        """The message as an amplifier of `locale` shares it (the base text without a match)."""
+        chosen = i18n.best_match(locale, self.translations)
+        if not chosen:
+            return self
+        return MessageLinkSource(
+            id=self.id,
+            text=chosen.get("text") or self.text,
+            url=self.url,
+            network_text=dict(chosen.get("network_text") or {}),
+            hashtags=self.hashtags,
+        )
 
 
 def visit_targets(

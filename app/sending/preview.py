@@ -16,6 +16,7 @@ from app.core.public_links import (
 from app.core.security import Signer
 from app.models import Campaign, Link, LinkKind, Organization
 from app.sending import service
+from app.sending.links import MessageLinkSource
 from app.sending.networks import SharePost, share_url
 from app.sending.render import CampaignContent, Recipient, render_digest
 
@@ -39,19 +40,30 @@ async def share_urls_of_delivery(
 
 
 def _draft_share_urls(
-    campaign: Campaign, networks: list[str], public_url: str
+    campaign: Campaign, networks: list[str], public_url: str, locale: str
 ) -> dict[tuple[int, str], str]:
     # Before sending no link exists yet: show the share intents with a stand-in visit link.
+    sources = [
+        MessageLinkSource(
+            id=m.id,
+            text=m.text,
+            url=m.url,
+            network_text=m.network_text or {},
+            hashtags=m.hashtags or [],
+            translations=m.translations or {},
+        ).localized(locale)
+        for m in campaign.messages
+    ]
     return {
         (m.id, n): share_url(
             n,
             SharePost(
-                text=(m.network_text or {}).get(n) or m.text,
+                text=m.network_text.get(n) or m.text,
                 visit_url=stand_in_url(public_url),
-                hashtags=m.hashtags or [],
+                hashtags=m.hashtags,
             ),
         )
-        for m in campaign.messages
+        for m in sources
         for n in networks
     }
 
@@ -64,16 +76,21 @@ async def preview_html(
     amplifier_id: int | None,
     public_url: str,
     signer: Signer,
+    locale: str | None = None,
 ) -> str:
+    """The digest's HTML; `locale` overrides the amplifier's language (chrome and content)."""
     campaign = await campaigns.get(
         session, organization_id=organization_id, campaign_id=campaign_id
     )
     name, email, amplifier_networks = "Alex Example", "alex@example.com", []
+    language = "en"
     if amplifier_id is not None:
         amplifier = await amplifiers.get(
             session, organization_id=organization_id, amplifier_id=amplifier_id
         )
         name, email, amplifier_networks = amplifier.name or "", amplifier.email, amplifier.networks
+        language = amplifier.locale
+    language = locale or language
     networks = service.effective_networks(campaign.networks, amplifier_networks or [])
     delivery = (
         await service.delivery_for_amplifier(
@@ -89,7 +106,7 @@ async def preview_html(
         networks = list(dict.fromkeys(n for _, n in shares))
         web = web_version_url(public_url, signer, delivery.id)
     else:
-        shares = _draft_share_urls(campaign, networks, public_url)
+        shares = _draft_share_urls(campaign, networks, public_url, language)
         web = stand_in_url(public_url, DIGEST)
     unsubscribe = (
         unsubscribe_url(public_url, signer, amplifier_id)
@@ -105,6 +122,7 @@ async def preview_html(
             share_urls=shares,
             web_version_url=web,
             unsubscribe_url=unsubscribe,
+            locale=language,
         ),
         preview=True,
     )

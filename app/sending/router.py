@@ -3,6 +3,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
+from app import i18n
 from app.campaigns.schemas import CampaignRead
 from app.core.deps import EditorDep, SessionDep, SettingsDep, SignerDep, ViewerDep
 from app.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
@@ -113,8 +114,24 @@ async def preview_campaign(
     settings: SettingsDep,
     signer: SignerDep,
     amplifier_id: int | None = None,
+    locale: Annotated[
+        str | None,
+        Query(
+            min_length=2,
+            max_length=i18n.MAX_TAG_LENGTH,
+            description="Show it in this language (e.g. `de`, `pt-BR`) instead of the amplifier's.",
+        ),
+    ] = None,
 ) -> HTMLResponse:
     """The digest as this amplifier gets it (a sample amplifier when none is given)."""
+    if locale is not None:
+        try:
+            locale = i18n.normalize_tag(locale)
+        except ValueError as error:
+            raise InvalidInput(
+                f"Unknown language tag {locale!r}.",
+                errors=[{"loc": ["query", "locale"], "msg": str(error)}],
+            ) from None
     html = await preview_service.preview_html(
         session,
         organization_id=principal.organization_id,
@@ -122,5 +139,6 @@ async def preview_campaign(
         amplifier_id=amplifier_id,
         public_url=settings.public_url,
         signer=signer,
+        locale=locale,
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})

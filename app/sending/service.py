@@ -49,8 +49,8 @@ def effective_networks(
     return [n for n in campaign_networks if n in amplifier_networks]
 
 
-def audience_query(session: AsyncSession, campaign: Campaign) -> Select[int, list[str]]:
-    stmt = select(Amplifier.id, Amplifier.networks).where(
+def audience_query(session: AsyncSession, campaign: Campaign) -> Select[int, list[str], str]:
+    stmt = select(Amplifier.id, Amplifier.networks, Amplifier.locale).where(
         Amplifier.organization_id == campaign.organization_id,
         Amplifier.status == AmplifierStatus.ACTIVE,
     )
@@ -113,8 +113,8 @@ async def send(
     now = utcnow()
     scheduled = scheduled_at is not None and scheduled_at > now
     audience = [
-        (amplifier_id, networks)
-        for amplifier_id, amplifier_networks in (
+        (amplifier_id, networks, locale)
+        for amplifier_id, amplifier_networks, locale in (
             await session.execute(audience_query(session, campaign))
         ).all()
         if (networks := effective_networks(campaign.networks, amplifier_networks or []))
@@ -141,7 +141,7 @@ async def send(
         ),
         [
             (campaign.id, amplifier_id, DeliveryStatus.PENDING.value, 0, start_at, now, now)
-            for amplifier_id, _ in audience
+            for amplifier_id, _, _ in audience
         ],
     )
     created = (
@@ -151,7 +151,8 @@ async def send(
             .order_by(Delivery.id)
         )
     ).all()
-    networks_of = dict(audience)
+    networks_of = {amplifier_id: networks for amplifier_id, networks, _ in audience}
+    locale_of = {amplifier_id: locale for amplifier_id, _, locale in audience}
     messages = [
         MessageLinkSource(
             id=m.id,
@@ -159,9 +160,18 @@ async def send(
             url=m.url,
             network_text=m.network_text or {},
             hashtags=m.hashtags or [],
+            translations=m.translations or {},
         )
         for m in campaign.messages
     ]
+    # The share intents carry the text in the amplifier's language: one list per translation.
+    localized: dict[tuple[str | None, ...], list[MessageLinkSource]] = {}
+
+    def messages_for(locale: str) -> list[MessageLinkSource]:
+        key = tuple(m.translation_key(locale) for m in messages)
+        if key not in localized:
+            localized[key] = [m.localized(locale) for m in messages]
+        return localized[key]
 
     targets = visit_targets(
         messages, campaign.networks, utm=campaign.utm, campaign_name=campaign.name
@@ -179,7 +189,7 @@ async def send(
             delivery_id=delivery_id,
             amplifier_id=amplifier_id,
             networks=networks,
-            messages=messages,
+            messages=messages_for(locale_of[amplifier_id]),
             created_at=now,
         )
 

@@ -32,9 +32,11 @@ CAMPAIGN_KEYS = {
     "created_at",
     "updated_at",
     "messages",
+    "translations",
 }
 MESSAGE_KEYS = {
-    *("id", "campaign_id", "text", "url", "network_text", "hashtags", "image_url", "position")
+    *("id", "campaign_id", "text", "url", "network_text", "hashtags", "image_url", "position"),
+    "translations",
 }
 
 

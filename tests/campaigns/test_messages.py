@@ -53,6 +53,7 @@ class TestAddMessage:
             "hashtags": ["one", "two"],
             "image_url": "https://cdn.example.com/c.png",
             "position": 2,
+            "translations": {},
         }
         assert await order(org_a.viewer, campaign["id"]) == ["A", "B", "C"]
 
