@@ -144,7 +144,7 @@ async def impact(
     )
     if row is None:
         raise PageNotFound("No such amplifier.")
-    amplifier, organization = row.tuple()
+    amplifier, organization = row.Amplifier, row.Organization
     month = await scoreboard.board(
         session, organization_id=organization.id, since=today.replace(day=1)
     )
