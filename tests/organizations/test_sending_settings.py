@@ -1,0 +1,40 @@
+"""GET|PUT /api/v1/settings/sending: per organization, admins write, viewers read."""
+
+import pytest
+
+from tests.campaigns.conftest import assert_invalid, assert_problem
+from tests.factories import OrgClients
+
+SETTINGS = "/api/v1/settings/sending"
+
+
+class TestSendingSettings:
+    async def test_defaults(self, org_a: OrgClients) -> None:
+        response = await org_a.viewer.get(SETTINGS)
+        assert response.status_code == 200
+        assert response.json() == {"show_impact": True, "public_leaderboard": False}
+
+    async def test_admin_changes_the_fields_given_for_its_organization_only(
+        self, org_a: OrgClients, org_b: OrgClients
+    ) -> None:
+        response = await org_a.admin.put(SETTINGS, json={"public_leaderboard": True})
+        assert response.json() == {"show_impact": True, "public_leaderboard": True}
+        response = await org_a.admin.put(SETTINGS, json={"show_impact": False})
+        assert response.json() == {"show_impact": False, "public_leaderboard": True}
+        assert (await org_a.viewer.get(SETTINGS)).json()["show_impact"] is False
+        assert (await org_b.viewer.get(SETTINGS)).json() == {
+            "show_impact": True,
+            "public_leaderboard": False,
+        }
+
+    @pytest.mark.parametrize("role", ["editor", "viewer"])
+    async def test_only_admins_write(self, org_a: OrgClients, role: str) -> None:
+        response = await getattr(org_a, role).put(SETTINGS, json={"show_impact": False})
+        assert_problem(response, 403)
+
+    @pytest.mark.parametrize(
+        "body",
+        [{"show_impact": None}, {"show_impact": "yes"}, {"max_digests_per_week": 3}],
+    )
+    async def test_bad_values_are_422(self, org_a: OrgClients, body: dict[str, object]) -> None:
+        assert_invalid(await org_a.admin.put(SETTINGS, json=body), "body")
