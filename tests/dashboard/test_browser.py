@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.core.public_links import DIGEST, page_token, unsubscribe_token
+from app.core.public_links import DIGEST, IMPACT, page_token, unsubscribe_token
 from tests.dashboard.conftest import CAMPAIGN_NAME, MESSAGES, ROSTER, Seed, Tab
 from tests.factories import OrgClients
 
@@ -224,4 +224,37 @@ class TestTwoCampaigns:
         await tab.page.locator("#amplifiers-empty").wait_for(state="visible")
         await tab.page.click("text=← All campaigns")
         await expect_text(tab, "#campaign-rows tr:nth-child(1) a", CAMPAIGN_NAME)
+        assert tab.problems == []
+
+    async def test_my_impact_page_in_german(
+        self, tab: Tab, seed: Seed, app, artifacts: Path
+    ) -> None:
+        page = tab.page
+        ada = seed.amplifier["ada"]
+        changed = await seed.org.editor.patch(f"/api/v1/amplifiers/{ada}", json={"locale": "de"})
+        assert changed.status_code == 200, changed.text
+        public = await seed.org.admin.put(
+            "/api/v1/settings/sending", json={"public_leaderboard": True}
+        )
+        assert public.status_code == 200
+        token = page_token(app.state.signer, IMPACT, ada)
+        response = await page.goto(f"/m/{token}")
+        assert response is not None and response.status == 200
+        assert response.headers["content-language"] == "de"
+        assert await page.get_attribute("html", "lang") == "de"
+        await expect_text(tab, "h1", "Deine Wirkung")
+        # Ada: one (message, network) shared = 10 points, two visitors brought = 2; first of 3.
+        month = page.locator(".score").first
+        await expect_text(tab, ".score >> nth=0 >> [data-figure=points]", "12")
+        assert await month.locator("[data-figure=rank]").text_content() == "Platz 1 von 3"
+        assert await month.locator("[data-figure=visits]").text_content() == "2"
+        chart = page.locator(".chart svg")
+        assert await chart.is_visible()
+        assert (await chart.bounding_box() or {}).get("width", 0) > 200
+        top = page.locator("tr.me")
+        assert "(du)" in (await top.text_content() or "")
+        await page.screenshot(path=artifacts / "09-my-impact.png", full_page=True)
+
+        response = await page.goto(f"/m/{token[:-2]}xx")
+        assert response is not None and response.status == 404
         assert tab.problems == []

@@ -277,7 +277,7 @@ class TestPagesLanguages:
         assert page.headers["content-language"] == "de"
         assert '<html lang="de">' in page.text
         assert "Deine Wirkung" in page.text
-        assert "Diesen Monat" in page.text and "Insgesamt" in page.text
+        assert "Dieser Monat" in page.text and "Insgesamt" in page.text
         assert "Platz 2 von 5" in page.text
         assert "Earlier" in page.text  # the campaign Dieter shared
         assert "<svg" in page.text  # visits over time
