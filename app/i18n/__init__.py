@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -63,6 +63,7 @@ def best_match(tag: str | None, available: Mapping[str, T]) -> T | None:
     return None
 
 
+@lru_cache(maxsize=1024)
 def chrome_locale(tag: str | None) -> str:
     """The shipped language for an amplifier's locale: `pt-BR` → `pt`; unknown → `en`."""
     match = best_match(tag, {code: code for code in SUPPORTED})
@@ -108,7 +109,14 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 
 def format_number(value: int | float, locale: str | None = None) -> str:
-    return format_decimal(value, locale=locale or _current.get())
+    return _format_number(value, locale or _current.get())
+
+
+# Digests format a handful of small numbers each, the same ones again and again: Babel parses
+# the locale's pattern on every call, a cache answers in a dictionary lookup.
+@lru_cache(maxsize=8192)
+def _format_number(value: int | float, locale: str) -> str:
+    return format_decimal(value, locale=locale)
 
 
 def format_day(value: date | datetime, locale: str | None = None) -> str:

@@ -46,6 +46,15 @@ class _CampaignCache:
     prototypes: dict[PrototypeKey, DigestPrototype] = field(default_factory=dict)
     impact: Board | None = None
     impact_read_at: datetime | None = None
+    # amplifier locale → (chrome language, translation used by each text)
+    languages: dict[str, tuple[str, tuple[str | None, ...]]] = field(default_factory=dict)
+
+    def language(self, locale: str) -> tuple[str, tuple[str | None, ...]]:
+        found = self.languages.get(locale)
+        if found is None:
+            found = (i18n.chrome_locale(locale), self.content.translation_key(locale))
+            self.languages[locale] = found
+        return found
 
 
 class DigestComposer:
@@ -85,8 +94,7 @@ class DigestComposer:
             impact=board.of(job.amplifier_id) if board is not None else None,
             show_impact=board is not None,
         )
-        language = i18n.chrome_locale(job.locale)
-        translation = campaign.content.translation_key(job.locale)
+        language, translation = campaign.language(job.locale)
         key = (language, translation, job.networks, impact_kind(recipient))
         prototype = campaign.prototypes.get(key)
         if prototype is None:
