@@ -94,25 +94,8 @@ class DigestComposer:
             impact=board.of(job.amplifier_id) if board is not None else None,
             show_impact=board is not None,
         )
-        language, translation = campaign.language(job.locale)
-        key = (language, translation, job.networks, impact_kind(recipient))
-        prototype = campaign.prototypes.get(key)
-        if prototype is None:
-            prototype = DigestPrototype(
-                campaign.content.localized(job.locale),
-                job.networks,
-                locale=language,
-                impact=key[3],
-            )
-            campaign.prototypes[key] = prototype
-        headers = campaign.headers.get((language, translation[0]))
-        if headers is None:
-            headers = CampaignHeaders.build(
-                mail_from=self.settings.mail_from,
-                subject=campaign.content.localized(job.locale).subject,
-                extra={"Content-Language": language},
-            )
-            campaign.headers[(language, translation[0])] = headers
+        prototype = self._prototype(campaign, job, impact_kind(recipient))
+        headers = self._headers(campaign, job.locale)
         text, html = prototype.render_parts(recipient, eight_bit=eight_bit)
         mailto_subject = quote(f"unsubscribe {token}", safe="")
         list_unsubscribe = f"<{unsubscribe}>, <{self._mailto_base}{mailto_subject}>"
@@ -128,6 +111,30 @@ class DigestComposer:
             html=html,
         )
         return ComposedMail(raw=raw, message_id=mid, envelope_from=self.sender)
+
+    @staticmethod
+    def _prototype(campaign: _CampaignCache, job: Job, impact: str) -> DigestPrototype:
+        language, translation = campaign.language(job.locale)
+        key = (language, translation, job.networks, impact)
+        prototype = campaign.prototypes.get(key)
+        if prototype is None:
+            content = campaign.content.localized(job.locale)
+            prototype = DigestPrototype(content, job.networks, locale=language, impact=impact)
+            campaign.prototypes[key] = prototype
+        return prototype
+
+    def _headers(self, campaign: _CampaignCache, locale: str) -> CampaignHeaders:
+        language, translation = campaign.language(locale)
+        key = (language, translation[0])  # the first text is the campaign's subject and intro
+        headers = campaign.headers.get(key)
+        if headers is None:
+            headers = CampaignHeaders.build(
+                mail_from=self.settings.mail_from,
+                subject=campaign.content.localized(locale).subject,
+                extra={"Content-Language": language},
+            )
+            campaign.headers[key] = headers
+        return headers
 
     async def _campaign(self, campaign_id: int, state: CampaignState) -> _CampaignCache:
         cached = self._campaigns.get(campaign_id)
