@@ -169,9 +169,12 @@ def _host(url: str) -> str:
     return host.removeprefix("www.")
 
 
-def greeting(name: str) -> str:
-    """In the current language; the name is filled in as it is."""
-    return i18n.gettext("Hi %(name)s,") % {"name": name} if name else i18n.gettext("Hi there,")
+def greeting(name: str, locale: str | None = None) -> str:
+    """In `locale` (default: the current language); the name is filled in as it is."""
+    catalog = i18n.translations(locale or i18n.current_locale())
+    if not name:
+        return catalog.ugettext("Hi there,")
+    return catalog.ugettext("Hi %(name)s,") % {"name": name}
 
 
 def digest_context(
@@ -244,6 +247,7 @@ def impact_context(recipient: Recipient) -> SimpleNamespace | None:
 
 
 _IMPACT_FIGURES = ("shares", "visits", "points", "rank", "total")
+_IMPACT_KEYS = tuple((figure, f"impact:{figure}") for figure in _IMPACT_FIGURES)
 
 
 def impact_kind(recipient: Recipient) -> str:
@@ -277,20 +281,25 @@ class _Template:
     slots: tuple[int, ...]  # placeholder index between statics[i] and statics[i + 1]
     # The same statics as UTF-8 with CRLF line ends, ready for an 8bit MIME part.
     wire: tuple[bytes, ...]
-    # Per line: (octets of its static text, placeholders on it); bounds a filled line's length.
+    # Per line with placeholders: (octets of its static text, placeholders on it); with the
+    # longest line without any, bounds a filled line's length.
     lines: tuple[tuple[int, int], ...]
+    longest_static: int
 
     @classmethod
     def parse(cls, token: re.Pattern[str], source: str) -> "_Template":
         source = source.replace("\r\n", "\n").replace("\r", "\n")
         pieces = token.split(source)  # static, index, static, index, …, static
         statics = tuple(pieces[0::2])
-        lines = tuple(
+        every_line = [
             (len(token.sub("", line).encode()), len(token.findall(line)))
             for line in source.split("\n")
-        )
+        ]
+        lines = tuple(line for line in every_line if line[1])
+        longest_static = max((size for size, count in every_line if not count), default=0)
         wire = tuple(part.replace("\n", "\r\n").encode() for part in statics)
-        return cls(statics, tuple(int(i) for i in pieces[1::2]), wire, lines)
+        slots = tuple(int(i) for i in pieces[1::2])
+        return cls(statics, slots, wire, lines, longest_static)
 
     def fill(self, values: Sequence[str]) -> str:
         out = [self.statics[0]]
@@ -307,7 +316,8 @@ class _Template:
         return b"".join(out)
 
     def longest_line(self, longest_value: int) -> int:
-        return max(static + count * longest_value for static, count in self.lines)
+        filled = (static + count * longest_value for static, count in self.lines)
+        return max(self.longest_static, max(filled, default=0))
 
 
 class DigestPrototype:
@@ -360,18 +370,17 @@ class DigestPrototype:
         self._text = _Template.parse(token, text_source)
 
     def _values(self, recipient: Recipient) -> list[str]:
-        with i18n.translating(self.locale):
-            values: dict[str, str] = {
-                "greeting": greeting(recipient.name),
-                "email": recipient.email,
-                "web": recipient.web_version_url,
-                "unsubscribe": recipient.unsubscribe_url,
-                "impact_url": recipient.impact_url,
-            }
-            block = impact_context(recipient)
-        if block is not None and not block.new:
-            for key in _IMPACT_FIGURES:
-                values[f"impact:{key}"] = getattr(block, key)
+        values: dict[str, str] = {
+            "greeting": greeting(recipient.name, self.locale),
+            "email": recipient.email,
+            "web": recipient.web_version_url,
+            "unsubscribe": recipient.unsubscribe_url,
+            "impact_url": recipient.impact_url,
+        }
+        score = recipient.impact
+        if recipient.show_impact and score is not None:
+            for figure, key in _IMPACT_KEYS:
+                values[key] = i18n.format_number(getattr(score, figure), self.locale)
         for (message_id, network), url in recipient.share_urls.items():
             values[f"share:{message_id}:{network}"] = url
         return [values[key] for key in self._keys]
