@@ -165,7 +165,9 @@ async def impact(
         "all_time": periods[1],
         "campaigns": totals.by_campaign,
         "chart": chart,
-        "leaderboard": _top(month, amplifier.id) if organization.public_leaderboard else None,
+        "leaderboard": (
+            await _top(session, month, amplifier) if organization.public_leaderboard else None
+        ),
         "updated": today,
     }
 
@@ -186,16 +188,27 @@ def _period(title: str, board: scoreboard.Board, amplifier_id: int) -> SimpleNam
     )
 
 
-def _top(board: scoreboard.Board, amplifier_id: int) -> list[SimpleNamespace]:
-    return [
-        SimpleNamespace(
-            rank=board.scores[entry.amplifier_id].rank,
-            name=entry.name or mask_email(entry.email),
-            points=entry.points,
-            me=entry.amplifier_id == amplifier_id,
+async def _top(
+    session: AsyncSession, board: scoreboard.Board, amplifier: Amplifier
+) -> list[SimpleNamespace]:
+    leaders = board.entries[:TOP]
+    known = await scoreboard.names(
+        session,
+        organization_id=amplifier.organization_id,
+        amplifier_ids=[entry.amplifier_id for entry in leaders],
+    )
+    rows = []
+    for entry in leaders:
+        name, email = known.get(entry.amplifier_id, (None, ""))
+        rows.append(
+            SimpleNamespace(
+                rank=board.scores[entry.amplifier_id].rank,
+                name=name or mask_email(email),
+                points=entry.points,
+                me=entry.amplifier_id == amplifier.id,
+            )
         )
-        for entry in board.entries[:TOP]
-    ]
+    return rows
 
 
 async def _visits_chart(

@@ -6,6 +6,7 @@ so composing a mail is mostly string joining. The impact numbers are read once p
 and refreshed every few minutes, never per mail.
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,6 +47,8 @@ class _CampaignCache:
     prototypes: dict[PrototypeKey, DigestPrototype] = field(default_factory=dict)
     impact: Board | None = None
     impact_read_at: datetime | None = None
+    # Mails are composed concurrently: the first one reads the board, the others wait for it.
+    impact_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # amplifier locale → (chrome language, translation used by each text)
     languages: dict[str, tuple[str, tuple[str | None, ...]]] = field(default_factory=dict)
 
@@ -147,9 +150,13 @@ class DigestComposer:
     async def _impact(self, campaign_id: int, campaign: _CampaignCache) -> Board | None:
         if self.load_impact is None:
             return None
-        now = utcnow()
-        read_at = campaign.impact_read_at
-        if read_at is None or now - read_at >= IMPACT_REFRESH:
-            campaign.impact = await self.load_impact(campaign_id)
-            campaign.impact_read_at = now
+        if _stale(campaign.impact_read_at):
+            async with campaign.impact_lock:
+                if _stale(campaign.impact_read_at):
+                    campaign.impact = await self.load_impact(campaign_id)
+                    campaign.impact_read_at = utcnow()
         return campaign.impact
+
+
+def _stale(read_at: datetime | None) -> bool:
+    return read_at is None or utcnow() - read_at >= IMPACT_REFRESH
