@@ -15,7 +15,7 @@ async def get_sending_settings(session: SessionDep, principal: ViewerDep) -> Sen
 
 
 @router.put("/sending", response_model=SendingSettingsRead)
-async def put_sending_settings(
+async def set_sending_settings(
     data: SendingSettingsUpdate, session: SessionDep, principal: AdminDep
 ) -> SendingSettingsRead:
     """Change the fields given (admin only)."""

@@ -108,7 +108,9 @@ async def unsubscribe(token: str, session: SessionDep, signer: SignerDep) -> HTM
     )
 
 
-@router.get("/m/{token}", response_class=HTMLResponse)
+@router.get(
+    "/m/{token}", operation_id="get_impact_page", response_class=HTMLResponse, responses=HTML_404
+)
 async def my_impact(token: str, session: SessionDep, signer: SignerDep) -> HTMLResponse:
     """The amplifier's own impact: points and rank, per campaign, visits over time."""
     context = service.impact(session, signer=signer, token=token, today=utcnow().date())

@@ -6,6 +6,7 @@ from fastapi.responses import HTMLResponse
 from app import i18n
 from app.campaigns.schemas import CampaignRead
 from app.core.deps import EditorDep, SessionDep, SettingsDep, SignerDep, ViewerDep
+from app.core.errors import InvalidInput
 from app.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.sending import preview as preview_service
 from app.sending import service

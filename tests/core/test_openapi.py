@@ -20,7 +20,12 @@ VERBS = {
     "preview", "resume", "revoke", "send", "set", "stream", "unsubscribe", "update",
 }  # fmt: skip
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
-HTML_ERRORS = {"/a/{token}", "/u/{token}", "/r/{code}"}  # pages answer their 404 in HTML
+HTML_ERRORS = {
+    "/a/{token}",
+    "/u/{token}",
+    "/m/{token}",
+    "/r/{code}",
+}  # pages answer their 404 in HTML
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
