@@ -1,18 +1,17 @@
 """An amplifier's own scoreboard: what digests show in their impact block and what the
 my-impact page shows, read from the same rollups as the leaderboard.
 
-A send reads the whole organization's board once per campaign (one aggregate over the rollups
-and one count), never one aggregation per mail.
+A send reads the whole organization's board once per campaign (one aggregate over the
+per-amplifier day counters and one count), never one aggregation per mail.
 """
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 
-from sqlalchemy import func, literal, select, union_all
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Amplifier, AmplifierDay, AmplifierStatus, Engagement
-from app.stats import service as stats
+from app.models import Amplifier, AmplifierDay, AmplifierStatus, AmplifierTotal
 
 IMPACT_DAYS = 30
 
@@ -71,42 +70,39 @@ def ranked(entries: list[Earned], total: int) -> dict[int, Score]:
 async def earned(
     session: AsyncSession, *, organization_id: int, since: date | None
 ) -> list[Earned]:
-    """Everyone's points, share clicks and visits since a UTC day, as `GET /leaderboard`
-    counts them (10 per (message, network) first shared in the period, 1 per unique visitor).
+    """Everyone's points, share clicks and visits since a UTC day (None: all time), from the
+    same counters `GET /leaderboard` reads, in its order.
 
-    Only the rollups are read, grouped by amplifier: no join with the roster, whose row
-    estimates right after a large import can lead PostgreSQL into a nested loop."""
-    days = select(
-        AmplifierDay.amplifier_id,
-        AmplifierDay.share_clicks.label("share"),
-        AmplifierDay.visits.label("visits"),
-        AmplifierDay.unique_visitors.label("uniq"),
-        literal(0).label("pairs"),
-    ).where(AmplifierDay.organization_id == organization_id)
-    firsts = select(
-        Engagement.amplifier_id,
-        literal(0).label("share"),
-        literal(0).label("visits"),
-        literal(0).label("uniq"),
-        literal(1).label("pairs"),
-    ).where(Engagement.organization_id == organization_id, Engagement.first_shared_at.is_not(None))
-    if since is not None:
-        days = days.where(AmplifierDay.day >= since)
-        firsts = firsts.where(
-            Engagement.first_shared_at >= datetime.combine(since, time(), tzinfo=UTC)
+    Only the counters are read, grouped by amplifier: no join with the roster (the leaderboard
+    joins it for names; a top 10 looks its names up with `names`)."""
+    if since is None:
+        T = AmplifierTotal
+        rows = await session.execute(
+            select(T.amplifier_id, T.points, T.share_clicks, T.visits).where(
+                T.organization_id == organization_id,
+                or_(T.points > 0, T.share_clicks > 0, T.visits > 0),
+            )
         )
-    both = union_all(days, firsts).subquery()
-    points = func.sum(both.c.pairs) * stats.SHARE_POINTS + func.sum(both.c.uniq)
-    rows = await session.execute(
-        select(both.c.amplifier_id, points, func.sum(both.c.share), func.sum(both.c.visits))
-        # Rows of deleted amplifiers are kept under id 0 (app/models/stats.py).
-        .where(both.c.amplifier_id != 0)
-        .group_by(both.c.amplifier_id)
-        .having(func.sum(both.c.pairs + both.c.share + both.c.visits + both.c.uniq) > 0)
-    )
+    else:
+        D = AmplifierDay
+        rows = await session.execute(
+            select(D.amplifier_id, func.sum(D.points), func.sum(D.share_clicks), func.sum(D.visits))
+            .where(D.organization_id == organization_id, D.day >= since)
+            .group_by(D.amplifier_id)
+            .having(
+                or_(
+                    func.sum(D.points) > 0,
+                    func.sum(D.share_clicks) > 0,
+                    func.sum(D.visits) > 0,
+                    func.sum(D.first_shares) > 0,
+                )
+            )
+        )
     found = [
-        Earned(int(amplifier_id), int(p or 0), int(share or 0), int(visits or 0))
-        for amplifier_id, p, share, visits in rows.all()
+        Earned(int(amplifier_id), int(points or 0), int(share or 0), int(visits or 0))
+        for amplifier_id, points, share, visits in rows.all()
+        # Rows of deleted amplifiers are kept under id 0 (app/models/stats.py).
+        if amplifier_id != 0
     ]
     found.sort(key=lambda e: (-e.points, e.amplifier_id))  # the leaderboard's order
     return found
