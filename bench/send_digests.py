@@ -5,7 +5,11 @@ in the same run (one pre-rendered message blasted over the same number of connec
                                  [--dkim off,ed25519,rsa] [--rounds 2]
 
 Each DKIM mode sends the whole roster once per round (a campaign each), rounds interleaved, in the
-same run, so signing costs read as ratios to the unsigned send.
+same run, so signing costs read as ratios to the unsigned send. Every send shows the personal
+impact block (the default); one more unsigned send per round has it off (the organization's
+`show_impact`), so the block's cost reads as a ratio too, and the composer alone is then timed
+with it on and off in CPU seconds. The roster speaks the 13 shipped languages in turn and half
+of it has points in the counters, so digests go out in every language with both kinds of block.
 
 Installs Debian's `postfix` (for smtp-sink) when it is missing. Prints mails/s for both and the
 ratio, and checks every amplifier got exactly one digest (deliveries sent == audience, unique
@@ -19,6 +23,7 @@ import os
 import pstats
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,13 +34,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.migrate import upgrade
+from app.i18n import SUPPORTED
 from app.main import create_app
-from app.models import Campaign, Delivery, Role
+from app.models import Amplifier, AmplifierDay, Campaign, Delivery, Organization, Role
+from app.sending.compose import DigestComposer
 from app.sending.dkim import DkimKey
 from app.sending.engine import build_worker
 from app.sending.mailer import SmtpConfig, SmtpConnection
@@ -211,6 +218,84 @@ async def send_phase(
     return send_seconds, int(sent), int(unique_ids), snapshot_seconds
 
 
+async def seed_scores(maker: Any, organization_id: int) -> None:
+    """Points for every other amplifier today, in the per-amplifier day counters."""
+    today = utcnow().date()
+    async with maker.begin() as session:
+        ids = (
+            await session.scalars(
+                select(Amplifier.id)
+                .where(Amplifier.organization_id == organization_id)
+                .order_by(Amplifier.id)
+            )
+        ).all()
+        rows = [
+            {
+                "organization_id": organization_id,
+                "day": today,
+                "amplifier_id": amplifier_id,
+                "share_clicks": n % 3,
+                "visits": n % 11,
+                "unique_visitors": n % 7,
+                "first_shares": 1 if n % 3 else 0,
+                "points": (10 if n % 3 else 0) + n % 7,
+            }
+            for n, amplifier_id in enumerate(ids)
+            if n % 2 == 0
+        ]
+        await session.execute(insert(AmplifierDay), rows)
+
+
+async def set_show_impact(maker: Any, organization_id: int, show: bool) -> None:
+    async with maker.begin() as session:
+        await session.execute(
+            update(Organization).where(Organization.id == organization_id).values(show_impact=show)
+        )
+
+
+async def compose_rates(
+    app: Any, settings: Settings, campaign_id: int, rounds: int
+) -> dict[bool, list[float]]:
+    """Mails per CPU second of the composer alone over a sent campaign's jobs (no SMTP, no
+    database writes), impact on and off alternating: the CPU the impact block costs, without
+    the noise of the rest of the send or of other processes on a shared machine."""
+    maker = app.state.sessionmaker
+    store = SqlDeliveryStore(maker, settings, "bench-compose")
+    async with maker() as session:
+        rows = (
+            await session.execute(
+                select(Delivery.id, Delivery.amplifier_id).where(
+                    Delivery.campaign_id == campaign_id
+                )
+            )
+        ).all()
+    claims = [Claim(delivery_id, campaign_id, amplifier, 1) for delivery_id, amplifier in rows]
+    jobs = [
+        job
+        for n in range(0, len(claims), 500)
+        for job in await store.load_jobs(claims[n : n + 500])
+    ]
+    state = (await store.campaign_states([campaign_id]))[campaign_id]
+    signer = app.state.signer
+    composers = {
+        True: DigestComposer(
+            settings, signer, store.campaign_content, load_impact=store.impact_board
+        ),
+        False: DigestComposer(settings, signer, store.campaign_content),
+    }
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for composer in composers.values():  # prototypes built before timing
+        for job in jobs:
+            await composer.compose(job, state=state, eight_bit=True)
+    for round_ in range(rounds):
+        for show in (False, True) if round_ % 2 == 0 else (True, False):
+            started = time.process_time()
+            for job in jobs:
+                await composers[show].compose(job, state=state, eight_bit=True)
+            rates[show].append(len(jobs) / (time.process_time() - started))
+    return rates
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--amplifiers", type=int, default=10_000)
@@ -254,27 +339,47 @@ async def main() -> int:
     )
     await asyncio.to_thread(upgrade, url)
     app = create_app(settings)
-    results: dict[str, list[tuple[float, int, int, float]]] = {m: [] for m in modes}
+    # (DKIM mode, impact block shown): every mode with the block, plus unsigned without it.
+    phases = [(m, True) for m in modes] + ([("off", False)] if "off" in modes else [])
+    results: dict[tuple[str, bool], list[tuple[float, int, int, float]]] = {p: [] for p in phases}
     async with app.router.lifespan_context(app):
         now = utcnow()
+
+        def roster(org_id: int) -> list[dict[str, Any]]:
+            rows = amplifier_rows(org_id, args.amplifiers, NETWORKS, now)
+            for n, row in enumerate(rows):
+                row["locale"] = SUPPORTED[n % len(SUPPORTED)]
+            return rows
+
         org = await seed_organization(
-            app,
-            name=f"Bench {time.time()}",
-            role=Role.EDITOR,
-            roster=lambda org_id: amplifier_rows(org_id, args.amplifiers, NETWORKS, now),
+            app, name=f"Bench {time.time()}", role=Role.EDITOR, roster=roster
         )
+        await seed_scores(app.state.sessionmaker, org.id)
         sink = Sink(sink_binary, port, tmp / "sink.log")
         try:
             config = SmtpConfig(host="127.0.0.1", port=port, tls="none", user=None, password=None)
             campaign_id, _ = await send_campaign(app, org.headers, "blast")
             message = await pre_rendered_digest(app, settings, campaign_id)
             blast_seconds = await blast(config, args.connections, args.amplifiers, message)
-            for _round in range(args.rounds):
-                for mode in modes:
+            for round_ in range(args.rounds):
+                for mode, impact in phases if round_ % 2 == 0 else phases[::-1]:
                     phase_settings = dkim_settings(settings, mode, tmp)
-                    results[mode].append(
-                        await send_phase(args, app, org.headers, phase_settings, mode)
+                    await set_show_impact(app.state.sessionmaker, org.id, impact)
+                    label = f"{mode}-impact-{'on' if impact else 'off'}"
+                    results[(mode, impact)].append(
+                        await send_phase(args, app, org.headers, phase_settings, label)
                     )
+            composed: dict[bool, list[float]] = {}
+            if "off" in modes:
+                await set_show_impact(app.state.sessionmaker, org.id, True)
+                async with app.state.sessionmaker() as session:
+                    last = await session.scalar(
+                        select(func.max(Campaign.id)).where(
+                            Campaign.name == "Bench launch off-impact-on"
+                        )
+                    )
+                assert last is not None
+                composed = await compose_rates(app, settings, int(last), 3 * args.rounds)
         finally:
             sink_count = sink.stop()
 
@@ -282,17 +387,20 @@ async def main() -> int:
     how = f"{args.processes} worker processes" if args.processes else "one in-process worker"
     print(f"database                 {url.split(':')[0]}")
     print(
-        f"amplifiers               {args.amplifiers} (3 messages x {len(NETWORKS)} networks each)"
+        f"amplifiers               {args.amplifiers} (3 messages x {len(NETWORKS)} networks each,"
+        f" {len(SUPPORTED)} languages, half with points)"
     )
     print(f"sink ceiling (blast)     {ceiling:,.0f} mails/s over {args.connections} connections")
-    ok = sink_count in (-1, (1 + len(modes) * args.rounds) * args.amplifiers)
+    ok = sink_count in (-1, (1 + len(phases) * args.rounds) * args.amplifiers)
     ok = ok and all(
         sent == args.amplifiers == unique_ids
         for runs in results.values()
         for _, sent, unique_ids, _ in runs
     )
     baseline = None
-    for mode, runs in results.items():
+    for (mode, impact), runs in results.items():
+        if not impact:
+            continue
         seconds, sent, unique_ids, snapshot = min(runs)
         rate = args.amplifiers / seconds
         baseline = baseline or (rate if mode == "off" else None)
@@ -301,6 +409,21 @@ async def main() -> int:
             f"digests, DKIM {mode:<8}  {rate:,.0f} mails/s ({seconds:.2f} s, {how}; "
             f"{rate / ceiling:.2f} of the sink{versus}, best of {len(runs)}); "
             f"snapshot {snapshot:.2f} s; sent {sent}, unique Message-IDs {unique_ids}"
+        )
+    if ("off", False) in results:
+        on_runs = [args.amplifiers / r[0] for r in results[("off", True)]]
+        off_runs = [args.amplifiers / r[0] for r in results[("off", False)]]
+        print(
+            f"impact block, unsigned   on {', '.join(f'{r:,.0f}' for r in on_runs)} / "
+            f"off {', '.join(f'{r:,.0f}' for r in off_runs)} mails/s: on/off "
+            f"{max(on_runs) / max(off_runs):.2f} (best), "
+            f"{statistics.median(on_runs) / statistics.median(off_runs):.2f} (median)"
+        )
+        ratio = statistics.median(composed[True]) / statistics.median(composed[False])
+        print(
+            f"composer alone           on {statistics.median(composed[True]):,.0f} / off "
+            f"{statistics.median(composed[False]):,.0f} mails per CPU second (medians of "
+            f"{len(composed[True])}): on/off {ratio:.2f}"
         )
     print(f"sink DATA counter        {sink_count} (blast + every send)")
     print(
