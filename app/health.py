@@ -10,9 +10,10 @@ from sqlalchemy import func, select, text
 
 from app.core.deps import bearer_token
 from app.core.errors import Unauthorized
-from app.core.metrics import DELIVERIES_PENDING, exposition
+from app.core.metrics import DELIVERIES_PENDING, WEBHOOKS_PENDING, exposition
 from app.core.migrate import current_revision, head_revision
 from app.models import Delivery, DeliveryStatus
+from app.webhooks.store import pending_count as webhooks_pending
 
 router = APIRouter(tags=["operations"])
 
@@ -91,6 +92,7 @@ async def metrics(request: Request) -> Response:
                 .select_from(Delivery)
                 .where(Delivery.status == DeliveryStatus.PENDING)
             )
+            WEBHOOKS_PENDING.set(await webhooks_pending(connection))
         DELIVERIES_PENDING.set(pending or 0)
     except Exception:  # the database being down must not hide the other metrics
         pass

@@ -38,6 +38,8 @@ from app.tracking.fastpath import OPENAPI_PATHS, Tracking, is_redirect, redirect
 from app.tracking.recorder import ClickRecorder
 from app.tracking.resolver import LinkResolver
 from app.tracking.salts import VisitorSalts
+from app.webhooks.dispatcher import start_dispatcher
+from app.webhooks.router import router as webhooks_router
 
 logger = logging.getLogger("amplify")
 
@@ -72,12 +74,15 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
             salts=VisitorSalts(engine),
             recorder=recorder,
         )
-        worker_task = retention_task = None
+        worker_task = retention_task = dispatcher_task = None
         if settings.worker == "on":
             worker = build_worker(settings, app.state.sessionmaker, app.state.signer)
             app.state.worker = worker
             worker_task = asyncio.create_task(worker.run(), name="amplify-worker")
             retention_task = start_click_retention(settings, app.state.sessionmaker)
+            app.state.dispatcher, dispatcher_task = start_dispatcher(
+                settings, app.state.sessionmaker
+            )
         # Outbound calls made while answering a request (confirming an SNS subscription).
         app.state.outbound_http = httpx.AsyncClient(timeout=10, follow_redirects=False)
         bounce_server = await _development_bounce_receiver(app, settings)
@@ -94,6 +99,9 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
             if retention_task is not None:
                 retention_task.cancel()
                 await asyncio.gather(retention_task, return_exceptions=True)
+            if dispatcher_task is not None:
+                app.state.dispatcher.stop()
+                await dispatcher_task
             await recorder.close()
             await engine.dispose()
 
@@ -120,6 +128,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
     app.include_router(sending_router)
     app.include_router(stats_router)
     app.include_router(organizations_router)
+    app.include_router(webhooks_router)
     app.include_router(pages_router)
     app.include_router(dashboard_router)
     app.include_router(bounces_router)

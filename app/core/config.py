@@ -88,6 +88,15 @@ class Settings(BaseSettings):
     bounces_port: int = Field(default=2525, ge=1, le=65535)
     bounce_max_bytes: int = Field(default=1024 * 1024, ge=1024)
 
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Waits after the 1st, 2nd … failed attempt; one more failure after the last gives up.
+    webhook_retry_seconds: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    webhook_disable_after_seconds: float = Field(default=3 * 86400.0, gt=0)
+    webhook_concurrency: int = Field(default=64, ge=1, le=1000)
+    webhook_poll_seconds: float = Field(default=0.25, gt=0)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     import_max_rows: int = Field(default=100_000, ge=1)
 

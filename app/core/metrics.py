@@ -85,6 +85,18 @@ DELIVERIES_PENDING = Gauge(
     "Deliveries waiting to be sent (the queue depth), read from the database at scrape time.",
     multiprocess_mode="max",
 )
+WEBHOOKS_PENDING = Gauge(
+    "amplify_webhook_events_pending",
+    "Webhook events not yet delivered: in the outbox or waiting for a (next) attempt, read "
+    "from the database at scrape time.",
+    multiprocess_mode="max",
+)
+WEBHOOK_MESSAGES = Counter(
+    "amplify_webhook_events_total",
+    "Webhook posts by outcome: delivered, retried (failed, will be tried again) or failed "
+    "(for good).",
+    ("outcome",),
+)
 
 # Bound once: the redirect answers thousands of times a second.
 REDIRECT_FOUND = HTTP_REQUESTS.labels("/r/{code}", "GET", "302")

@@ -21,6 +21,13 @@ from app.models.stats import (
     NetworkSharer,
 )
 from app.models.suppression import Suppression
+from app.models.webhook import (
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookMessage,
+    WebhookMessageStatus,
+)
 
 __all__ = [
     "Amplifier",
@@ -51,4 +58,9 @@ __all__ = [
     "Role",
     "Suppression",
     "VisitorSalt",
+    "WebhookAttempt",
+    "WebhookEndpoint",
+    "WebhookEvent",
+    "WebhookMessage",
+    "WebhookMessageStatus",
 ]

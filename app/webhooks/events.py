@@ -1,0 +1,70 @@
+"""Webhook event types and the one way to put an event into the outbox.
+
+`emit` only inserts a row, in whatever transaction the caller is in: the event exists exactly
+when the change it reports was committed. Which endpoints get it is decided later, by the
+dispatcher, so emitting costs one insert whether or not anyone listens.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.core.db import utcnow
+from app.models import WebhookEvent
+
+
+class EventType(StrEnum):
+    CAMPAIGN_SENDING = "campaign.sending"
+    CAMPAIGN_SENT = "campaign.sent"
+    CAMPAIGN_PAUSED = "campaign.paused"
+    DELIVERY_FAILED = "delivery.failed"
+    DELIVERY_BOUNCED = "delivery.bounced"
+    AMPLIFIER_UNSUBSCRIBED = "amplifier.unsubscribed"
+    AMPLIFIER_COMPLAINED = "amplifier.complained"
+    CLICKS_RECORDED = "clicks.recorded"
+    CONVERSION_CREATED = "conversion.created"
+    WEBHOOK_TEST = "webhook.test"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    organization_id: int
+    type: EventType
+    data: dict[str, Any]
+    endpoint_id: int | None = None
+
+
+async def emit_events(db: AsyncSession | AsyncConnection, events: Sequence[Event]) -> None:
+    """Write events to the outbox in the caller's transaction (one statement)."""
+    if not events:
+        return
+    now = utcnow()
+    await db.execute(
+        insert(WebhookEvent),
+        [
+            {
+                "organization_id": e.organization_id,
+                "type": str(e.type),
+                "data": e.data,
+                "endpoint_id": e.endpoint_id,
+                "created_at": now,
+            }
+            for e in events
+        ],
+    )
+
+
+async def emit(
+    db: AsyncSession | AsyncConnection,
+    *,
+    organization_id: int,
+    type: EventType,
+    data: dict[str, Any],
+) -> None:
+    """Write one event to the outbox in the caller's transaction; it is posted to every
+    endpoint of the organization subscribed to `type` once that transaction commits."""
+    await emit_events(db, [Event(organization_id, type, data)])
