@@ -30,7 +30,9 @@ class Receiver:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
-        config = uvicorn.Config(self._app, lifespan="off", log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            self._app, interface="asgi3", lifespan="off", log_level="warning", access_log=False
+        )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 
