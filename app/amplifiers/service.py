@@ -24,6 +24,7 @@ from app.core.pagination import paginate_by_id
 from app.core.security import Signer
 from app.models import Amplifier, AmplifierStatus, Suppression
 from app.tracking import counters
+from app.webhooks.events import EventType, emit
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -226,6 +227,8 @@ async def update(
                 "This amplifier unsubscribed; only the amplifier can subscribe again."
             )
         status = wanted
+        if status == AmplifierStatus.UNSUBSCRIBED:
+            await report_unsubscribed(session, amplifier, reason="api")
     if amplifier.email_key != old_key or (
         wanted == AmplifierStatus.ACTIVE and status == AmplifierStatus.ACTIVE
     ):
@@ -340,8 +343,27 @@ async def set_status(
         amplifier.status = status.value
         amplifier.status_reason = None
         amplifier.updated_at = utcnow()
+        if status == AmplifierStatus.UNSUBSCRIBED:
+            await report_unsubscribed(session, amplifier)
         await session.flush()
     return amplifier
+
+
+async def report_unsubscribed(
+    session: AsyncSession, amplifier: Amplifier, *, reason: str = "unsubscribe"
+) -> None:
+    """The amplifier.unsubscribed webhook event, in the transaction that unsubscribes."""
+    await emit(
+        session,
+        organization_id=amplifier.organization_id,
+        type=EventType.AMPLIFIER_UNSUBSCRIBED,
+        data={
+            "amplifier_id": amplifier.id,
+            "email": amplifier.email,
+            "name": amplifier.name,
+            "reason": reason,
+        },
+    )
 
 
 # Import

@@ -23,6 +23,7 @@ from app.models import (
 )
 from app.sending.links import LINK_COLUMNS, LinkRow, MessageLinkSource, link_rows, visit_targets
 from app.tracking.codes import new_codes
+from app.webhooks.events import EventType, campaign_event, emit_events
 
 LINK_CHUNK_DELIVERIES = 500
 CODE_COLLISION_RETRIES = 5
@@ -194,9 +195,22 @@ async def send(
         )
 
     await _insert_links(session, rows_for, created)
+    if status == CampaignStatus.SENDING:
+        await _report_sending(session, campaign, recipients=len(audience))
     await analyze(await session.connection(), ("deliveries", "links"), rows=len(created))
     await session.refresh(campaign)
     return campaign
+
+
+async def _report_sending(session: AsyncSession, campaign: Campaign, **extra: Any) -> None:
+    event = campaign_event(
+        EventType.CAMPAIGN_SENDING,
+        organization_id=campaign.organization_id,
+        campaign_id=campaign.id,
+        name=campaign.name,
+        **extra,
+    )
+    await emit_events(session, [event])
 
 
 async def cancel(session: AsyncSession, *, organization_id: int, campaign_id: int) -> Campaign:
@@ -242,6 +256,7 @@ async def resume(session: AsyncSession, *, organization_id: int, campaign_id: in
         raise CampaignStateConflict(
             f"Only a paused campaign can be resumed; this one is {campaign.status}."
         )
+    await _report_sending(session, campaign, resumed=True)
     await session.execute(
         update(Delivery)
         .where(Delivery.campaign_id == campaign.id, Delivery.status == DeliveryStatus.PENDING)

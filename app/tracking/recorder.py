@@ -41,6 +41,7 @@ from app.tracking.clickstore import (
     insert_clicks,
 )
 from app.tracking.counters import add_stats
+from app.webhooks.clicks import report_clicks
 
 logger = logging.getLogger("amplify.clicks")
 
@@ -250,6 +251,7 @@ async def store_clicks(connection: AsyncConnection, clicks: Sequence[ClickEvent]
     reflagged = await _reclassify_bursts(connection, clicks, deltas)
     await _apply_rollups(connection, deltas)
     await add_stats(connection, clicks, deltas)
+    await report_clicks(connection, clicks)
     return reflagged
 
 

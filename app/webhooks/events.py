@@ -68,3 +68,34 @@ async def emit(
     """Write one event to the outbox in the caller's transaction; it is posted to every
     endpoint of the organization subscribed to `type` once that transaction commits."""
     await emit_events(db, [Event(organization_id, type, data)])
+
+
+def campaign_event(
+    type: EventType, *, organization_id: int, campaign_id: int, name: str, **extra: Any
+) -> Event:
+    """campaign.sending / sent / paused: `{"campaign_id", "name", "status", …}`."""
+    status = type.value.removeprefix("campaign.")
+    data = {"campaign_id": campaign_id, "name": name, "status": status, **extra}
+    return Event(organization_id, type, data)
+
+
+def delivery_event(
+    type: EventType,
+    *,
+    organization_id: int,
+    delivery_id: int,
+    campaign_id: int,
+    amplifier_id: int | None,
+    error: str | None,
+    **extra: Any,
+) -> Event:
+    """delivery.failed / delivery.bounced: `{"delivery_id", "campaign_id", "amplifier_id",
+    "error", …}`."""
+    data = {
+        "delivery_id": delivery_id,
+        "campaign_id": campaign_id,
+        "amplifier_id": amplifier_id,
+        "error": error,
+        **extra,
+    }
+    return Event(organization_id, type, data)
