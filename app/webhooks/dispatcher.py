@@ -15,6 +15,7 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,6 +36,22 @@ RECORD_INTERVAL = 0.05
 CLICK_FAN_OUT_SECONDS = 1.0
 CLAIM_BATCH = 500
 ERROR_PAUSE_SECONDS = 2.0
+LANE_CONNECTIONS = 4
+
+
+@dataclass(slots=True)
+class Lane:
+    """An httpx client with a few connections, never asked for more posts at once than it
+    has connections: httpx's pool slows down sharply (tenfold at 64) when requests queue in
+    it, so concurrency comes from several small clients instead of one large one."""
+
+    client: httpx.AsyncClient
+    busy: int = 0
+
+
+def lane_sizes(concurrency: int) -> list[int]:
+    full, rest = divmod(concurrency, LANE_CONNECTIONS)
+    return [LANE_CONNECTIONS] * full + ([rest] if rest else [])
 
 
 def new_dispatcher_id() -> str:
@@ -108,7 +125,8 @@ class Dispatcher:
         self._slot_freed = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._results: list[PostResult] = []
-        self._client: httpx.AsyncClient | None = None
+        self.concurrency = settings.webhook_concurrency
+        self._lanes: list[Lane] = []
         self._clicks_fanned_at = float("-inf")
         self.delivered = 0
         self.failed = 0
@@ -117,14 +135,8 @@ class Dispatcher:
         self._stopping.set()
 
     async def run(self) -> None:
-        concurrency = self.settings.webhook_concurrency
-        async with httpx.AsyncClient(
-            timeout=self.settings.webhook_timeout_seconds,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-            follow_redirects=False,
-            trust_env=False,  # no proxy from the environment: the address check must hold
-        ) as client:
-            self._client = client
+        self._lanes = [Lane(self._client_for(size)) for size in lane_sizes(self.concurrency)]
+        try:
             loops = [
                 asyncio.create_task(self._forever(self._fan_out), name="webhooks-fan-out"),
                 asyncio.create_task(self._forever(self._claim), name="webhooks-claim"),
@@ -138,6 +150,17 @@ class Dispatcher:
                 await asyncio.wait(self._in_flight)
             with contextlib.suppress(Exception):
                 await self._write_results()
+        finally:
+            for lane in self._lanes:
+                await lane.client.aclose()
+
+    def _client_for(self, connections: int) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=self.settings.webhook_timeout_seconds,
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            follow_redirects=False,
+            trust_env=False,  # no proxy from the environment: the address check must hold
+        )
 
     async def _forever(self, step: Callable[[], Awaitable[float]]) -> None:
         """Run `step` until stopped; it returns how long to wait before the next round."""
@@ -162,7 +185,7 @@ class Dispatcher:
         return 0.0 if taken >= 1000 else self.settings.webhook_poll_seconds
 
     async def _claim(self) -> float:
-        free = self.settings.webhook_concurrency - len(self._in_flight)
+        free = self.concurrency - len(self._in_flight)
         if free <= 0:
             self._slot_freed.clear()
             with contextlib.suppress(TimeoutError):
@@ -180,8 +203,14 @@ class Dispatcher:
         self._slot_freed.set()
 
     async def _post(self, claimed: Claimed) -> None:
-        assert self._client is not None
-        self._results.append(await post_message(self._client, claimed, self.settings))
+        lane = min(self._lanes, key=lambda candidate: candidate.busy)
+        lane.busy += 1
+        try:
+            result = await post_message(lane.client, claimed, self.settings)
+        finally:
+            lane.busy -= 1
+        # Appended after the await: `_write_results` swaps the list while posts are running.
+        self._results.append(result)
 
     async def _record(self) -> float:
         await self._write_results()
