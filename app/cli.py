@@ -124,17 +124,26 @@ async def _run_worker(settings: Settings) -> None:
 
     from app.core.security import Signer
     from app.sending.engine import build_worker, start_click_retention
+    from app.webhooks.dispatcher import start_dispatcher
 
     engine = make_engine(settings.database_url, **settings.pool_options())
     sessionmaker = make_sessionmaker(engine)
     worker = build_worker(settings, sessionmaker, Signer(settings.signing_key()))
     retention = start_click_retention(settings, sessionmaker)
+    dispatcher, dispatching = start_dispatcher(settings, sessionmaker)
+
+    def stop() -> None:
+        worker.stop()
+        dispatcher.stop()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, worker.stop)
+        loop.add_signal_handler(sig, stop)
     try:
         await worker.run()
     finally:
+        dispatcher.stop()
+        await dispatching
         retention.cancel()
         await asyncio.gather(retention, return_exceptions=True)
         await engine.dispose()

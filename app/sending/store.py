@@ -36,6 +36,12 @@ from app.sending.parts import CampaignState, Claim, Job, Outcome, OutcomeStatus
 from app.sending.render import CampaignContent
 from app.stats import impact
 from app.stats.impact import Board
+from app.webhooks.events import (
+    EventType,
+    FailedDelivery,
+    report_campaigns,
+    report_failed_deliveries,
+)
 
 logger = logging.getLogger("amplify.worker")
 
@@ -73,9 +79,12 @@ class SqlDeliveryStore:
                     Campaign.status == CampaignStatus.SCHEDULED, Campaign.scheduled_at <= utcnow()
                 )
                 .values(status=CampaignStatus.SENDING, updated_at=utcnow())
+                .returning(Campaign.id, Campaign.organization_id, Campaign.name)
                 .execution_options(synchronize_session=False)
             )
-            return int(result.rowcount)  # type: ignore[attr-defined]
+            started = result.all()
+            await report_campaigns(session, EventType.CAMPAIGN_SENDING, started)
+            return len(started)
 
     async def claim(self, limit: int) -> list[Claim]:
         now = utcnow()
@@ -307,6 +316,7 @@ class SqlDeliveryStore:
                 .execution_options(synchronize_session=False)
             )
         if failed:
+            await report_failed_deliveries(session, [_failure(o) for o in failed])
             await self._pause_failing(session, sorted({o.job.campaign_id for o in failed}))
         if outcomes:
             await self._finish_done(session, sorted({o.job.campaign_id for o in outcomes}))
@@ -334,9 +344,14 @@ class SqlDeliveryStore:
                     update(Campaign)
                     .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SENDING)
                     .values(status=CampaignStatus.PAUSED, updated_at=utcnow())
+                    .returning(Campaign.id, Campaign.organization_id, Campaign.name)
                     .execution_options(synchronize_session=False)
                 )
-                if result.rowcount:  # type: ignore[attr-defined]
+                paused = result.all()
+                await report_campaigns(
+                    session, EventType.CAMPAIGN_PAUSED, paused, failed=failures, finished=finished
+                )
+                if paused:
                     logger.warning(
                         "campaign %s paused: %s of %s deliveries failed",
                         campaign_id,
@@ -357,11 +372,19 @@ class SqlDeliveryStore:
         stmt = update(Campaign).where(Campaign.status == CampaignStatus.SENDING, ~still_pending)
         if campaign_ids is not None:
             stmt = stmt.where(Campaign.id.in_(campaign_ids))
-        await session.execute(
-            stmt.values(
-                status=CampaignStatus.SENT, sent_at=utcnow(), updated_at=utcnow()
-            ).execution_options(synchronize_session=False)
+        sent = await session.execute(
+            stmt.values(status=CampaignStatus.SENT, sent_at=utcnow(), updated_at=utcnow())
+            .returning(Campaign.id, Campaign.organization_id, Campaign.name)
+            .execution_options(synchronize_session=False)
         )
+        await report_campaigns(session, EventType.CAMPAIGN_SENT, sent.all())
+
+
+def _failure(outcome: Outcome) -> FailedDelivery:
+    job = outcome.job
+    return FailedDelivery(
+        job.delivery_id, job.campaign_id, job.amplifier_id, outcome.error, outcome.bounce
+    )
 
 
 def _job(claim: Claim, person: object | None, share_urls: dict[tuple[int, str], str]) -> Job:

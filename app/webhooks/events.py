@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.core.db import utcnow
-from app.models import WebhookEvent
+from app.models import Campaign, WebhookEvent
 
 
 class EventType(StrEnum):
@@ -99,3 +99,61 @@ def delivery_event(
         **extra,
     }
     return Event(organization_id, type, data)
+
+
+async def report_campaigns(
+    db: AsyncSession | AsyncConnection, type: EventType, campaigns: Sequence[Any], **extra: Any
+) -> None:
+    """One campaign event per row of `campaigns` (rows with `id`, `organization_id`, `name`)."""
+    await emit_events(
+        db,
+        [
+            campaign_event(
+                type,
+                organization_id=row.organization_id,
+                campaign_id=row.id,
+                name=row.name,
+                **extra,
+            )
+            for row in campaigns
+        ],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    delivery_id: int
+    campaign_id: int
+    amplifier_id: int | None
+    error: str | None
+    bounce: bool
+
+
+async def report_failed_deliveries(
+    db: AsyncSession | AsyncConnection, failures: Sequence[FailedDelivery]
+) -> None:
+    """delivery.failed for each delivery that failed for good."""
+    if not failures:
+        return
+    rows = await db.execute(
+        select(Campaign.id, Campaign.organization_id).where(
+            Campaign.id.in_({f.campaign_id for f in failures})
+        )
+    )
+    organization_of = {row.id: row.organization_id for row in rows}
+    await emit_events(
+        db,
+        [
+            delivery_event(
+                EventType.DELIVERY_FAILED,
+                organization_id=organization_of[f.campaign_id],
+                delivery_id=f.delivery_id,
+                campaign_id=f.campaign_id,
+                amplifier_id=f.amplifier_id,
+                error=f.error,
+                permanent_bounce=f.bounce,
+            )
+            for f in failures
+            if f.campaign_id in organization_of
+        ],
+    )

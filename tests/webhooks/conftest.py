@@ -14,6 +14,7 @@ from app.main import create_app
 from app.webhooks.dispatcher import Dispatcher
 from tests.conftest import make_settings
 from tests.factories import OrgClients, make_org_clients
+from tests.sending.conftest import run_worker, worker_settings  # noqa: F401 (fixtures used here too)
 from tests.tracking.conftest import clock, sent_campaign  # noqa: F401 (fixtures used here too)
 from tests.webhooks.receiver import Receiver
 

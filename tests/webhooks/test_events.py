@@ -4,12 +4,23 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import select
+from standardwebhooks.webhooks import Webhook
 
 from app.amplifiers import service as amplifiers
 from app.core.db import session_scope
 from app.models import AmplifierStatus, WebhookEvent
 from tests.factories import OrgClients
+from tests.sending.conftest import (
+    make_campaign,
+    make_roster,
+    send_campaign,
+    wait_for_status,
+    wait_until,
+)
+from tests.sending.smtp import SmtpServer
 from tests.tracking.conftest import CHROME
+from tests.webhooks.conftest import create_endpoint
+from tests.webhooks.receiver import Receiver
 
 
 async def _outbox(app: FastAPI) -> list[WebhookEvent]:
@@ -98,3 +109,57 @@ class TestClickEvents:
         await client.get(f"/r/{share}", headers={"user-agent": CHROME})
         await app.state.tracking.recorder.flush()
         assert [e.type for e in await _outbox(app)] == ["campaign.sending"]
+
+
+class TestSendingEvents:
+    async def test_a_campaign_reported_from_send_to_sent(
+        self,
+        private_org: OrgClients,
+        smtp_server: SmtpServer,
+        receiver: Receiver,
+        run_worker: Any,
+        run_dispatcher: Any,
+        sessionmaker: Any,
+    ) -> None:
+        hook = await create_endpoint(
+            private_org, receiver.url, ["campaign.sending", "campaign.sent", "delivery.failed"]
+        )
+        roster = await make_roster(private_org, 4)
+        smtp_server.handler.rcpt_replies["amp2@example.com"].append("550 5.1.1 No such user")
+        campaign = await make_campaign(private_org)
+        await send_campaign(private_org, campaign["id"])
+        async with run_dispatcher(), run_worker():
+            await wait_for_status(sessionmaker, campaign["id"])
+            await wait_until(lambda: len(receiver.received) == 3)
+        payloads = [Webhook(hook["secret"]).verify(r.body, r.headers) for r in receiver.received]
+        by_type = {p["type"]: p["data"] for p in payloads}
+        assert by_type["campaign.sending"]["recipients"] == 4
+        assert by_type["campaign.sent"] == {
+            "campaign_id": campaign["id"],
+            "name": campaign["name"],
+            "status": "sent",
+        }
+        failed = by_type["delivery.failed"]
+        amp2 = next(a["id"] for a in roster if a["email"] == "amp2@example.com")
+        assert (failed["campaign_id"], failed["amplifier_id"]) == (campaign["id"], amp2)
+        assert failed["permanent_bounce"] is True and "550" in failed["error"]
+
+    async def test_paused_campaign_reported(
+        self,
+        app: FastAPI,
+        org_a: OrgClients,
+        smtp_server: SmtpServer,
+        run_worker: Any,
+        sessionmaker: Any,
+    ) -> None:
+        await make_roster(org_a, 3)
+        for i in range(3):
+            smtp_server.handler.rcpt_replies[f"amp{i}@example.com"].append("550 5.1.1 Gone")
+        campaign = await make_campaign(org_a)
+        await send_campaign(org_a, campaign["id"])
+        async with run_worker(pause_min_errors=2, pause_error_rate=0.5):
+            await wait_for_status(sessionmaker, campaign["id"], ("paused",))
+        types = [e.type for e in await _outbox(app)]
+        assert types.count("campaign.paused") == 1
+        assert "campaign.sent" not in types
+        assert types.count("delivery.failed") >= 2
