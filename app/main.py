@@ -26,6 +26,7 @@ from app.core.params import refuse_control_characters
 from app.core.problem_pages import router as problems_router
 from app.core.security import Signer
 from app.dashboard.router import router as dashboard_router
+from app.engagement.router import router as engagement_router
 from app.health import router as health_router
 from app.keys.router import router as keys_router
 from app.organizations.router import router as organizations_router
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
     app.include_router(sending_router)
     app.include_router(stats_router)
     app.include_router(organizations_router)
+    app.include_router(engagement_router)
     app.include_router(webhooks_router)
     app.include_router(pages_router)
     app.include_router(dashboard_router)

@@ -17,6 +17,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/v1/campaigns/{campaign_id}/messages/{message_id}"): {"text": "Changed"},
     ("PATCH", "/api/v1/campaigns/{campaign_id}"): {"name": "Changed"},
     ("PATCH", "/api/v1/amplifiers/{amplifier_id}"): {"name": "Changed"},
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"description": "Changed"},
 }
 
 
@@ -42,12 +43,17 @@ async def _org_b_ids(org_b: OrgClients) -> dict[str, int]:
         },
     )
     keys = await org_b.admin.get("/api/v1/keys")
+    webhook = await org_b.admin.post(
+        "/api/v1/webhooks", json={"url": "https://hooks.example.com/b", "events": ["campaign.sent"]}
+    )
     assert amplifier.status_code == 201 and campaign.status_code == 201
+    assert webhook.status_code == 201
     return {
         "amplifier_id": amplifier.json()["id"],
         "campaign_id": campaign.json()["id"],
         "message_id": campaign.json()["messages"][0]["id"],
         "key_id": keys.json()["items"][0]["id"],
+        "webhook_id": webhook.json()["id"],
     }
 
 
