@@ -39,11 +39,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
-from app.core.db import make_engine, utcnow
+from app.core.db import make_engine, session_scope, utcnow
 from app.core.migrate import upgrade
 from app.core.scratch_databases import drop_scratch_database
 from app.main import create_app
-from app.models import Role
+from app.models import Role, WebhookEndpoint
+from app.webhooks.signing import new_secret
 from bench.common import (
     NETWORKS,
     SECRET,
@@ -133,8 +134,12 @@ async def wrk_redirects(
 # --- database -----------------------------------------------------------------------------------
 
 
-async def seed(settings: Settings, amplifiers: int) -> list[tuple[str, str]]:
-    """A real campaign through the app's own services; returns every (code, kind) it made."""
+async def seed(
+    settings: Settings, amplifiers: int, *, webhook: bool = False
+) -> list[tuple[str, str]]:
+    """A real campaign through the app's own services; returns every (code, kind) it made.
+    With `webhook`, a clicks.recorded endpoint listens (the flush then writes its outbox rows;
+    the bench server runs no worker, so nothing is posted)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         now = utcnow()
@@ -144,6 +149,18 @@ async def seed(settings: Settings, amplifiers: int) -> list[tuple[str, str]]:
             role=Role.EDITOR,
             roster=lambda org_id: amplifier_rows(org_id, amplifiers, NETWORKS, now),
         )
+        if webhook:
+            async for session in session_scope(app.state.sessionmaker):
+                session.add(
+                    WebhookEndpoint(
+                        organization_id=org.id,
+                        url="https://hooks.example.com/clicks",
+                        events=["clicks.recorded"],
+                        secret=new_secret(),
+                        enabled=True,
+                        wants_clicks=True,
+                    )
+                )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
             headers = org.headers
@@ -419,6 +436,9 @@ async def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--database-url", default=None, help="PostgreSQL: a scratch db beside it")
     parser.add_argument("--skip-bare", action="store_true")
+    parser.add_argument(
+        "--webhook", action="store_true", help="with a clicks.recorded webhook endpoint"
+    )
     parser.add_argument("--amplifiers", type=int, default=200)
     parser.add_argument("--rate", type=float, default=1000, help="fixed-rate run, req/s")
     parser.add_argument("--rate-seconds", type=float, default=10)
@@ -434,7 +454,7 @@ async def main() -> int:
         await asyncio.to_thread(upgrade, url)
         settings = bench_settings(url, tmp, scanner_window=0)
         started = time.perf_counter()
-        links = await seed(settings, args.amplifiers)
+        links = await seed(settings, args.amplifiers, webhook=args.webhook)
         seed_seconds = time.perf_counter() - started
         kinds: dict[str, int] = {}
         for _, kind in links:
