@@ -128,6 +128,21 @@ class Settings(BaseSettings):
     def _trusted_proxies_parse(cls, value: object) -> object:
         return parse_trusted_proxies(value) if isinstance(value, str) else value
 
+    @field_validator("webhook_retry_seconds")
+    @classmethod
+    def _retry_waits_are_positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(wait < 0 for wait in value):
+            raise ValueError("AMPLIFY_WEBHOOK_RETRY_SECONDS holds waits of 0 s or more")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_lease_outlasts_a_post(self) -> "Settings":
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                "AMPLIFY_WEBHOOK_LEASE_SECONDS must be longer than AMPLIFY_WEBHOOK_TIMEOUT_SECONDS"
+            )
+        return self
+
     @model_validator(mode="after")
     def _production_needs_secret(self) -> "Settings":
         weak = self.secret_key is None or len(self.secret_key.get_secret_value()) < 32

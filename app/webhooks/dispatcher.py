@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,7 +26,7 @@ from app.core.db import utcnow
 from app.core.metrics import WEBHOOK_MESSAGES
 from app.webhooks import signing
 from app.webhooks.service import message_event_id
-from app.webhooks.store import Claimed, PostResult, WebhookStore
+from app.webhooks.store import Claimed, PostResult, WebhookStore, purge_finished
 from app.webhooks.targets import TargetRefused, parse_target, resolve_target
 
 logger = logging.getLogger("amplify.webhooks")
@@ -37,6 +38,7 @@ CLICK_FAN_OUT_SECONDS = 1.0
 CLAIM_BATCH = 500
 ERROR_PAUSE_SECONDS = 2.0
 LANE_CONNECTIONS = 4
+PURGE_EVERY_SECONDS = 3600.0
 
 
 @dataclass(slots=True)
@@ -141,6 +143,7 @@ class Dispatcher:
                 asyncio.create_task(self._forever(self._fan_out), name="webhooks-fan-out"),
                 asyncio.create_task(self._forever(self._claim), name="webhooks-claim"),
                 asyncio.create_task(self._forever(self._record), name="webhooks-record"),
+                asyncio.create_task(self._forever(self._purge), name="webhooks-purge"),
             ]
             await self._stopping.wait()
             for task in loops:
@@ -211,6 +214,14 @@ class Dispatcher:
             lane.busy -= 1
         # Appended after the await: `_write_results` swaps the list while posts are running.
         self._results.append(result)
+
+    async def _purge(self) -> float:
+        """Message bodies and attempts are kept as long as raw clicks, then deleted."""
+        await purge_finished(
+            self.store.sessionmaker,
+            older_than=timedelta(days=self.settings.click_retention_days),
+        )
+        return PURGE_EVERY_SECONDS
 
     async def _record(self) -> float:
         await self._write_results()

@@ -100,7 +100,11 @@ class WebhookStore:
             events = list((await session.scalars(self._locked(session, query))).all())
             if not events:
                 return 0
-            endpoints = await self._endpoints(session, {e.organization_id for e in events})
+            endpoints = await self._endpoints(
+                session,
+                {e.organization_id for e in events},
+                lock=any(e.type == EventType.CLICKS_RECORDED for e in events),
+            )
             now = utcnow()
             rows = self._messages(events, endpoints, now)
             rows += self._click_messages(events, endpoints, now)
@@ -112,9 +116,9 @@ class WebhookStore:
             return len(events)
 
     async def _endpoints(
-        self, session: AsyncSession, organization_ids: set[int]
+        self, session: AsyncSession, organization_ids: set[int], *, lock: bool
     ) -> dict[int, list[WebhookEndpoint]]:
-        rows = await session.scalars(
+        query = (
             select(WebhookEndpoint)
             .where(
                 WebhookEndpoint.organization_id.in_(organization_ids),
@@ -122,6 +126,11 @@ class WebhookStore:
             )
             .order_by(WebhookEndpoint.id)
         )
+        if lock and session.get_bind().dialect.name == "postgresql":
+            # Two dispatchers spacing clicks.recorded for one endpoint take turns, so the
+            # second sees the first's `clicks_due_at` (locks in id order: no deadlock).
+            query = query.with_for_update()
+        rows = await session.scalars(query)
         by_org: dict[int, list[WebhookEndpoint]] = defaultdict(list)
         for endpoint in rows.all():
             by_org[endpoint.organization_id].append(endpoint)
@@ -334,6 +343,22 @@ class WebhookStore:
             )
             .values(enabled=False, disabled_reason="failing for too long", updated_at=now)
         )
+
+
+async def purge_finished(
+    sessionmaker: async_sessionmaker[AsyncSession], *, older_than: timedelta
+) -> int:
+    """Delivered and given-up messages, and attempts, older than `older_than`."""
+    limit = utcnow() - older_than
+    async with sessionmaker.begin() as session:
+        gone = await session.execute(
+            delete(WebhookMessage).where(
+                WebhookMessage.status != WebhookMessageStatus.PENDING,
+                WebhookMessage.created_at < limit,
+            )
+        )
+        await session.execute(delete(WebhookAttempt).where(WebhookAttempt.at < limit))
+        return int(gone.rowcount)  # type: ignore[attr-defined]
 
 
 async def pending_count(connection: AsyncConnection) -> int:

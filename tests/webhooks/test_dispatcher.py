@@ -1,5 +1,6 @@
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -9,6 +10,7 @@ from standardwebhooks.webhooks import Webhook
 from app.core.db import session_scope
 from app.models import WebhookEndpoint, WebhookEvent, WebhookMessage
 from app.webhooks.events import Event, EventType, emit, emit_events
+from app.webhooks.store import purge_finished
 from tests.factories import OrgClients
 from tests.sending.conftest import wait_until
 from tests.webhooks.conftest import FAST_RETRIES, create_endpoint
@@ -242,3 +244,18 @@ class TestClickEvents:
             endpoint = await session.get(WebhookEndpoint, hook["id"])
         assert [round((t - times[0]).total_seconds()) for t in times] == [0, 1, 2]
         assert endpoint is not None and endpoint.clicks_due_at is not None
+
+
+class TestPurge:
+    async def test_old_finished_messages_and_attempts_go(
+        self, app: FastAPI, private_org: OrgClients, receiver: Receiver, run_dispatcher: Any
+    ) -> None:
+        hook = await create_endpoint(private_org, receiver.url, ["webhook.test"])
+        for _ in range(2):
+            await private_org.admin.post(f"/api/v1/webhooks/{hook['id']}/test")
+        async with run_dispatcher():
+            await wait_until(lambda: _has_attempts(private_org, hook["id"], 2))
+        await private_org.admin.post(f"/api/v1/webhooks/{hook['id']}/test")  # in the outbox
+        assert await purge_finished(app.state.sessionmaker, older_than=timedelta(days=1)) == 0
+        assert await purge_finished(app.state.sessionmaker, older_than=timedelta(0)) == 2
+        assert await _attempts(private_org, hook["id"]) == []

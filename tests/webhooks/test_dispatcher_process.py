@@ -36,6 +36,7 @@ async def _start_worker(
         "AMPLIFY_VAR_DIR": str(tmp_root / "var"),
         "AMPLIFY_WEBHOOK_ALLOW_PRIVATE": "true",
         "AMPLIFY_WEBHOOK_LEASE_SECONDS": "2",
+        "AMPLIFY_WEBHOOK_TIMEOUT_SECONDS": "1",
         "AMPLIFY_WEBHOOK_CONCURRENCY": "8",
         "AMPLIFY_WEBHOOK_POLL_SECONDS": "0.05",
     }

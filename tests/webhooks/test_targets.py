@@ -95,3 +95,15 @@ class TestResolveTarget:
     async def test_literal_address_needs_no_lookup(self) -> None:
         target = parse_target("http://127.0.0.1:9/", allow_private=True)
         assert str(await resolve_target(target, allow_private=True)) == "127.0.0.1"
+
+
+class TestWebhookSettings:
+    def test_lease_must_outlast_a_post(self) -> None:
+        from pydantic import ValidationError
+
+        from app.core.config import Settings
+
+        with pytest.raises(ValidationError, match="LEASE"):
+            Settings(_env_file=None, webhook_lease_seconds=5, webhook_timeout_seconds=10)  # type: ignore[call-arg]
+        with pytest.raises(ValidationError, match="RETRY"):
+            Settings(_env_file=None, webhook_retry_seconds=(5, -1))  # type: ignore[call-arg]
