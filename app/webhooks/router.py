@@ -103,7 +103,7 @@ async def delete_webhook(webhook_id: int, session: SessionDep, principal: AdminD
     response_model=WebhookTestSent,
     responses=NOT_FOUND,
 )
-async def test_webhook(
+async def send_webhook_test(
     webhook_id: int, session: SessionDep, principal: AdminDep
 ) -> WebhookTestSent:
     """Post a `webhook.test` event to this endpoint now (see its attempts for the outcome)."""
