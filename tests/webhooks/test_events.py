@@ -1,5 +1,6 @@
 """Events land in the outbox with the change they report, and only then."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -143,6 +144,19 @@ class TestSendingEvents:
         amp2 = next(a["id"] for a in roster if a["email"] == "amp2@example.com")
         assert (failed["campaign_id"], failed["amplifier_id"]) == (campaign["id"], amp2)
         assert failed["permanent_bounce"] is True and "550" in failed["error"]
+
+    async def test_scheduled_campaign_reported_when_it_starts(
+        self, app: FastAPI, org_a: OrgClients, smtp_server: SmtpServer, run_worker: Any
+    ) -> None:
+        await make_roster(org_a, 2)
+        campaign = await make_campaign(org_a)
+        soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+        await send_campaign(org_a, campaign["id"], scheduled_at=soon)
+        assert await _outbox(app) == []  # scheduled is not sending yet
+        async with run_worker():
+            await wait_for_status(app.state.sessionmaker, campaign["id"])
+        types = [e.type for e in await _outbox(app)]
+        assert types == ["campaign.sending", "campaign.sent"]
 
     async def test_paused_campaign_reported(
         self,
