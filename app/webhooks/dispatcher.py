@@ -145,9 +145,8 @@ class Dispatcher:
                 asyncio.create_task(self._forever(self._record), name="webhooks-record"),
                 asyncio.create_task(self._forever(self._purge), name="webhooks-purge"),
             ]
-            await self._stopping.wait()
-            for task in loops:
-                task.cancel()
+            # Each loop ends by itself at its next pause: cancelling one inside a transaction
+            # could leave its connection holding SQLite's write lock.
             await asyncio.gather(*loops, return_exceptions=True)
             if self._in_flight:
                 await asyncio.wait(self._in_flight)
