@@ -23,6 +23,7 @@ from app.models import (
     Delivery,
     DeliveryStatus,
 )
+from app.webhooks.events import report_bounce, report_complaint
 
 SOFT_LIMIT = 3
 SOFT_WINDOW = timedelta(days=30)
@@ -124,6 +125,13 @@ async def _hard(
     await _set_amplifier(
         session, target, AmplifierStatus.BOUNCED, "hard_bounce", (AmplifierStatus.ACTIVE,), now
     )
+    await report_bounce(
+        session,
+        campaign_id=target.campaign_id,
+        delivery_ids=target.delivery_ids,
+        amplifier_id=target.amplifier_id,
+        error=_error(report),
+    )
 
 
 def _error(report: BounceReport) -> str:
@@ -155,6 +163,9 @@ async def _complaint(session: AsyncSession, target: _Target, *, now: datetime) -
         "complaint",
         (AmplifierStatus.ACTIVE, AmplifierStatus.BOUNCED, AmplifierStatus.UNSUBSCRIBED),
         now,
+    )
+    await report_complaint(
+        session, campaign_id=target.campaign_id, amplifier_id=target.amplifier_id
     )
     # The campaign's statistics count complaints: move their version marker.
     await session.execute(

@@ -157,3 +157,49 @@ async def report_failed_deliveries(
             if f.campaign_id in organization_of
         ],
     )
+
+
+async def _organization_of(db: AsyncSession | AsyncConnection, campaign_id: int) -> int | None:
+    found: int | None = await db.scalar(
+        select(Campaign.organization_id).where(Campaign.id == campaign_id)
+    )
+    return found
+
+
+async def report_bounce(
+    db: AsyncSession | AsyncConnection,
+    *,
+    campaign_id: int,
+    delivery_ids: Sequence[int],
+    amplifier_id: int | None,
+    error: str,
+) -> None:
+    """delivery.bounced for each delivery a bounce report names."""
+    organization_id = await _organization_of(db, campaign_id)
+    if organization_id is None:
+        return
+    await emit_events(
+        db,
+        [
+            delivery_event(
+                EventType.DELIVERY_BOUNCED,
+                organization_id=organization_id,
+                delivery_id=delivery_id,
+                campaign_id=campaign_id,
+                amplifier_id=amplifier_id,
+                error=error,
+            )
+            for delivery_id in delivery_ids
+        ],
+    )
+
+
+async def report_complaint(
+    db: AsyncSession | AsyncConnection, *, campaign_id: int, amplifier_id: int | None
+) -> None:
+    """amplifier.complained: a spam complaint about a digest (the amplifier is unsubscribed)."""
+    organization_id = await _organization_of(db, campaign_id)
+    if organization_id is None or amplifier_id is None:
+        return
+    data = {"amplifier_id": amplifier_id, "campaign_id": campaign_id}
+    await emit_events(db, [Event(organization_id, EventType.AMPLIFIER_COMPLAINED, data)])
