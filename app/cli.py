@@ -99,6 +99,13 @@ def worker(
     ] = "127.0.0.1",
 ) -> None:
     """Run the sending worker alone (run several against PostgreSQL)."""
+    settings = _background_process(metrics_port, metrics_host)
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_run_worker(settings))
+
+
+def _background_process(metrics_port: int | None, metrics_host: str) -> Settings:
+    """Settings, metrics and (on SQLite) migrations for a process without the API."""
     settings = _settings()
     if metrics_port is not None:
         from prometheus_client import start_http_server
@@ -106,8 +113,7 @@ def worker(
         start_http_server(metrics_port, addr=metrics_host)
     if settings.is_sqlite:
         upgrade(settings.database_url)
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_run_worker(settings))
+    return settings
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -162,13 +168,7 @@ def bounces(
     ] = "127.0.0.1",
 ) -> None:
     """Receive the bounces and complaints mailed to AMPLIFY_BOUNCE_ADDRESS (an SMTP server)."""
-    settings = _settings()
-    if metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr=metrics_host)
-    if settings.is_sqlite:
-        upgrade(settings.database_url)
+    settings = _background_process(metrics_port, metrics_host)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(_run_bounces(settings, host, port))
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from app import i18n
 from app.core.public_links import redirect_url
-from app.models import LinkKind
+from app.models import LinkKind, Message
 from app.sending.networks import SharePost, share_url
 
 
@@ -48,6 +48,17 @@ class MessageLinkSource:
     hashtags: Sequence[str]
     # locale tag → {"text", "network_text"?}
     translations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, message: Message) -> "MessageLinkSource":
+        return cls(
+            id=message.id,
+            text=message.text,
+            url=message.url,
+            network_text=message.network_text or {},
+            hashtags=message.hashtags or [],
+            translations=message.translations or {},
+        )
 
     def translation_key(self, locale: str | None) -> str | None:
         return i18n.best_match(locale, {key: key for key in self.translations})

@@ -43,17 +43,7 @@ def _draft_share_urls(
     campaign: Campaign, networks: list[str], public_url: str, locale: str
 ) -> dict[tuple[int, str], str]:
     # Before sending no link exists yet: show the share intents with a stand-in visit link.
-    sources = [
-        MessageLinkSource(
-            id=m.id,
-            text=m.text,
-            url=m.url,
-            network_text=m.network_text or {},
-            hashtags=m.hashtags or [],
-            translations=m.translations or {},
-        ).localized(locale)
-        for m in campaign.messages
-    ]
+    sources = [MessageLinkSource.of(m).localized(locale) for m in campaign.messages]
     return {
         (m.id, n): share_url(
             n,

@@ -154,17 +154,7 @@ async def send(
     ).all()
     networks_of = {amplifier_id: networks for amplifier_id, networks, _ in audience}
     locale_of = {amplifier_id: locale for amplifier_id, _, locale in audience}
-    messages = [
-        MessageLinkSource(
-            id=m.id,
-            text=m.text,
-            url=m.url,
-            network_text=m.network_text or {},
-            hashtags=m.hashtags or [],
-            translations=m.translations or {},
-        )
-        for m in campaign.messages
-    ]
+    messages = [MessageLinkSource.of(m) for m in campaign.messages]
     # The share intents carry the text in the amplifier's language: one list per translation.
     localized: dict[tuple[str | None, ...], list[MessageLinkSource]] = {}
 
