@@ -88,15 +88,19 @@ def _development_mailsink(settings: Settings) -> "Controller | None":
     return controller
 
 
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(help="Serve this process's Prometheus metrics on this port (/metrics)."),
+]
+MetricsHost = Annotated[
+    str, typer.Option(help="Address for --metrics-port (0.0.0.0 in a container).")
+]
+
+
 @cli.command()
 def worker(
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(help="Serve this worker's Prometheus metrics on this port (/metrics)."),
-    ] = None,
-    metrics_host: Annotated[
-        str, typer.Option(help="Address for --metrics-port (0.0.0.0 in a container).")
-    ] = "127.0.0.1",
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Run the sending worker alone (run several against PostgreSQL)."""
     settings = _background_process(metrics_port, metrics_host)
@@ -159,13 +163,8 @@ async def _run_worker(settings: Settings) -> None:
 def bounces(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="SMTP port.")] = 2525,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(help="Serve this receiver's Prometheus metrics on this port (/metrics)."),
-    ] = None,
-    metrics_host: Annotated[
-        str, typer.Option(help="Address for --metrics-port (0.0.0.0 in a container).")
-    ] = "127.0.0.1",
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Receive the bounces and complaints mailed to AMPLIFY_BOUNCE_ADDRESS (an SMTP server)."""
     settings = _background_process(metrics_port, metrics_host)
