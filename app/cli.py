@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker, session_scope
@@ -33,9 +34,22 @@ cli.add_typer(dkim_cli, name="dkim")
 def _settings() -> Settings:
     try:
         return get_settings()
-    except Exception as exc:  # pydantic's ValidationError: show it without a traceback
-        typer.echo(f"Configuration error:\n{exc}", err=True)
+    except ValidationError as exc:
+        typer.echo("Configuration error:\n" + "\n".join(_setting_errors(exc)), err=True)
         raise typer.Exit(2) from None
+
+
+def _setting_errors(exc: ValidationError) -> list[str]:
+    """One line per bad setting, named as the environment spells it."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["loc"]:
+            name = "AMPLIFY_" + "_".join(str(part) for part in error["loc"]).upper()
+            lines.append(f"  {name}: {message} (got {error.get('input')!r})")
+        else:
+            lines.append(f"  {message}")
+    return lines
 
 
 @cli.command()
