@@ -1,7 +1,6 @@
 """Campaign and message shapes: what the API accepts (strict, bounded) and what it answers."""
 
 import unicodedata
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, StrictBool, field_validator
@@ -17,6 +16,7 @@ from app.core.schemas import (
     Network,
     OutputModel,
     UtcDatetime,
+    hide_null,
 )
 from app.models import CampaignStatus
 
@@ -135,20 +135,6 @@ Url = Annotated[HttpUrl, Unicode, Field(max_length=MAX_URL_LENGTH)]
 Position = Annotated[int, Field(ge=0, le=MAX_MESSAGES - 1, description="0-based.")]
 
 
-def _hide_null(*fields: str) -> Callable[[dict[str, Any]], None]:
-    """JSON-schema edit: these optional fields may be left out but never be `null`."""
-
-    def edit(schema: dict[str, Any]) -> None:
-        for name in fields:
-            prop = schema["properties"][name]
-            options = [o for o in prop.pop("anyOf", []) if o != {"type": "null"}]
-            if len(options) == 1:
-                prop.update(options[0])
-            prop.pop("default", None)
-
-    return edit
-
-
 def _refuse_null(value: Any) -> Any:
     if value is None:
         raise ValueError("must not be null; leave the field out to keep its value")
@@ -169,7 +155,7 @@ LocaleTag = Annotated[
 class CampaignTranslation(InputModel):
     """The campaign's subject and intro in one language; an absent one uses the base text."""
 
-    model_config = ConfigDict(json_schema_extra=_hide_null("subject", "intro"))
+    model_config = ConfigDict(json_schema_extra=hide_null("subject", "intro"))
 
     subject: Subject | None = None
     intro: Intro | None = None
@@ -232,7 +218,7 @@ class MessageUpdate(InputModel):
 
     # Absent means "keep"; `null` is refused except for image_url, where it removes the image.
     model_config = ConfigDict(
-        json_schema_extra=_hide_null(
+        json_schema_extra=hide_null(
             "text", "url", "network_text", "hashtags", "position", "translations"
         )
     )
@@ -265,7 +251,7 @@ class CampaignUpdate(InputModel):
     """Every field optional. Outside `draft` only name, subject and intro may change."""
 
     model_config = ConfigDict(
-        json_schema_extra=_hide_null(
+        json_schema_extra=hide_null(
             "name", "subject", "intro", "audience", "networks", "utm", "translations"
         )
     )

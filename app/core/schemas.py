@@ -1,5 +1,6 @@
 """Field types shared by every domain's schemas."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
@@ -149,3 +150,17 @@ class InputModel(BaseModel):
 
 class OutputModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+def hide_null(*fields: str) -> Callable[[dict[str, Any]], None]:
+    """JSON-schema edit: these optional fields may be left out but never be `null`."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        for name in fields:
+            prop = schema["properties"][name]
+            options = [o for o in prop.pop("anyOf", []) if o != {"type": "null"}]
+            if len(options) == 1:
+                prop.update(options[0])
+            prop.pop("default", None)
+
+    return edit

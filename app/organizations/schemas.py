@@ -1,8 +1,8 @@
 """The organization's sending settings as the API reads and writes them."""
 
-from pydantic import StrictBool
+from pydantic import ConfigDict, StrictBool
 
-from app.core.schemas import InputModel, OutputModel
+from app.core.schemas import InputModel, OutputModel, hide_null
 
 
 class SendingSettingsRead(OutputModel):
@@ -12,6 +12,8 @@ class SendingSettingsRead(OutputModel):
 
 class SendingSettingsUpdate(InputModel):
     """Only the fields given change."""
+
+    model_config = ConfigDict(json_schema_extra=hide_null("show_impact", "public_leaderboard"))
 
     show_impact: StrictBool | None = None
     public_leaderboard: StrictBool | None = None
