@@ -5,11 +5,18 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.core.db import utcnow
 from app.core.deps import SessionDep, SignerDep, ViewerDep
-from app.core.errors import InvalidInput
 from app.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from app.engagement import service
 from app.engagement.schemas import Engagement, Interval, TagEngagementList
-from app.stats.router import CACHED, MomentQuery, _end, _json, _moment, _start
+from app.stats.query import (
+    CACHED,
+    MomentQuery,
+    ensure_ordered,
+    json_answer,
+    parse_moment,
+    period_end,
+    period_start,
+)
 from app.stats.service import zone
 
 router = APIRouter(prefix="/api/v1/engagement", tags=["engagement"])
@@ -33,8 +40,10 @@ async def get_engagement(
 ) -> Response:
     """The engagement index (sharers / reached) and its parts per week or month."""
     local = zone(tz)
-    end = _end(_moment(until, "until"), local) or utcnow()
-    start = _start(_moment(since, "since"), local) or service.default_since(end, interval, local)
+    end = period_end(parse_moment(until, "until"), local) or utcnow()
+    start = period_start(parse_moment(since, "since"), local) or service.default_since(
+        end, interval, local
+    )
     answer = await service.over_time(
         session,
         organization_id=principal.organization_id,
@@ -44,7 +53,7 @@ async def get_engagement(
         tag=tag,
         tz=local,
     )
-    return _json(request, answer)
+    return json_answer(request, answer)
 
 
 @router.get("/tags", response_model=TagEngagementList, responses=CACHED)
@@ -59,12 +68,9 @@ async def list_engagement_by_tag(
     cursor: CursorQuery = None,
 ) -> Response:
     """Each tag (team) with its engagement from `since` (default: 30 days ago) to `until`."""
-    end = _end(_moment(until, "until"), zone("UTC")) or utcnow()
-    start = _start(_moment(since, "since"), zone("UTC")) or end - timedelta(days=30)
-    if end < start:
-        raise InvalidInput(
-            "`until` is before `since`.", errors=[{"loc": ["query", "until"], "msg": "too early"}]
-        )
+    end = period_end(parse_moment(until, "until"), zone("UTC")) or utcnow()
+    start = period_start(parse_moment(since, "since"), zone("UTC")) or end - timedelta(days=30)
+    ensure_ordered(start, end)
     after = decode_cursor(signer, cursor, "engagement-tags")
     tags = await service.by_tag(
         session, organization_id=principal.organization_id, since=start, until=end
@@ -73,4 +79,4 @@ async def list_engagement_by_tag(
         tags = [t for t in tags if t.tag > after]
     page, rest = tags[:limit], tags[limit:]
     next_cursor = encode_cursor(signer, page[-1].tag, "engagement-tags") if rest else None
-    return _json(request, TagEngagementList(items=page, next_cursor=next_cursor))
+    return json_answer(request, TagEngagementList(items=page, next_cursor=next_cursor))

@@ -2,14 +2,12 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
 
 from app.core.deps import EditorDep, SessionDep, SignerDep, ViewerDep
 from app.core.errors import InvalidInput, NotFound
@@ -20,10 +18,19 @@ from app.core.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from app.core.schemas import NETWORKS, check_moment
+from app.core.schemas import NETWORKS
 from app.stats import cpc, service
 from app.stats.answers import cached, campaign_stats_body, get_answers
 from app.stats.caching import conditional, etag_of
+from app.stats.query import (
+    CACHED,
+    MomentQuery,
+    ensure_ordered,
+    json_answer,
+    parse_moment,
+    period_end,
+    period_start,
+)
 from app.stats.schemas import (
     AmplifierStats,
     CampaignAmplifierPage,
@@ -52,36 +59,6 @@ STATS_EVENT: dict[str, Any] = {
         "data": {"type": "string", "description": "The campaign stats (JSON)."},
     },
 }
-CACHED: dict[int | str, dict[str, Any]] = {
-    304: {"description": "Not modified: `If-None-Match` holds the current `ETag`."}
-}
-
-
-def _json(request: Request, answer: BaseModel) -> Response:
-    return conditional(request, answer.model_dump_json().encode(), "application/json")
-
-
-def _moment(value: str | None, name: str) -> datetime | date | None:
-    """An ISO 8601 timestamp with a zone, or a date, from 1970 to 9999."""
-    if value is None:
-        return None
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            check_moment(datetime.combine(day, time(), tzinfo=UTC))
-            return day
-        return check_moment(datetime.fromisoformat(value))
-    except ValueError:
-        raise InvalidInput(
-            f"`{name}` must be a date (2026-11-20) or a timestamp with a zone "
-            "(2026-11-20T09:00:00Z), from 1970 to 9999.",
-            errors=[{"loc": ["query", name], "msg": "invalid date or timestamp"}],
-        ) from None
-
-
-MomentQuery = Annotated[
-    str | None, Query(max_length=40, description="A date or an ISO 8601 timestamp with a zone.")
-]
 
 
 # --- campaign -------------------------------------------------------------------------------
@@ -176,25 +153,10 @@ async def campaign_timeseries(
         interval=interval,
         metric=metric,
         tz=zone,
-        since=_start(_moment(since, "since"), zone),
-        until=_end(_moment(until, "until"), zone),
+        since=period_start(parse_moment(since, "since"), zone),
+        until=period_end(parse_moment(until, "until"), zone),
     )
-    return _json(request, answer)
-
-
-def _start(value: datetime | date | None, zone: ZoneInfo) -> datetime | None:
-    if isinstance(value, datetime) or value is None:
-        return value
-    return datetime.combine(value, time(), tzinfo=zone)
-
-
-def _end(value: datetime | date | None, zone: ZoneInfo) -> datetime | None:
-    """A date means through the end of that day."""
-    if isinstance(value, datetime) or value is None:
-        return value
-    return datetime.combine(value + timedelta(days=1), time(), tzinfo=zone) - timedelta(
-        microseconds=1
-    )
+    return json_answer(request, answer)
 
 
 @router.get(
@@ -334,7 +296,7 @@ async def message_stats(
     answer = await service.message_stats(
         session, organization_id=principal.organization_id, message_id=message_id
     )
-    return _json(request, answer)
+    return json_answer(request, answer)
 
 
 @router.get(
@@ -350,7 +312,7 @@ async def amplifier_stats(
     answer = await service.amplifier_stats(
         session, organization_id=principal.organization_id, amplifier_id=amplifier_id
     )
-    return _json(request, answer)
+    return json_answer(request, answer)
 
 
 @router.get(
@@ -367,11 +329,9 @@ async def leaderboard(
     cursor: CursorQuery = None,
 ) -> Response:
     """Amplifiers ranked by points earned on the UTC days from `since` to `until` (inclusive)."""
-    first, last = _utc_day(_moment(since, "since")), _utc_day(_moment(until, "until"))
-    if first is not None and last is not None and last < first:
-        raise InvalidInput(
-            "`until` is before `since`.", errors=[{"loc": ["query", "until"], "msg": "too early"}]
-        )
+    first, last = _utc_day(parse_moment(since, "since")), _utc_day(parse_moment(until, "until"))
+    if first is not None and last is not None:
+        ensure_ordered(first, last)
     purpose = f"leaderboard.{first}.{last}"
     offset = _offset(decode_cursor(signer, cursor, purpose))
     items = await service.leaderboard(
@@ -383,7 +343,7 @@ async def leaderboard(
         limit=limit + 1,
     )
     next_cursor = encode_cursor(signer, offset + limit, purpose) if len(items) > limit else None
-    return _json(request, LeaderboardPage(items=items[:limit], next_cursor=next_cursor))
+    return json_answer(request, LeaderboardPage(items=items[:limit], next_cursor=next_cursor))
 
 
 def _utc_day(value: datetime | date | None) -> date | None:
