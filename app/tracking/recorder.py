@@ -292,7 +292,6 @@ class ClickRecorder:
         self._pending: list[ClickEvent] = []
         # When the oldest pending click arrived: its batch's deadline counts from then.
         self._oldest_arrived = 0.0
-        self._last_commit: CommitTiming | None = None
         self.recent_commits: deque[CommitTiming] = deque(maxlen=1000)
         # Set by the first click into an empty buffer, a full batch and closing.
         self._wake = asyncio.Event()
@@ -435,7 +434,7 @@ class ClickRecorder:
         return True
 
     def _committed(self, timing: CommitTiming) -> None:
-        previous, self._last_commit = self._last_commit, timing
+        previous = self.recent_commits[-1] if self.recent_commits else None
         self.recent_commits.append(timing)
         CLICK_WAIT_SECONDS.observe(timing.finished - timing.oldest_arrived)
         if previous is not None and timing.oldest_arrived <= previous.finished:
