@@ -11,7 +11,7 @@ on each other's deliveries.
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -46,6 +46,7 @@ from app.webhooks.events import (
 logger = logging.getLogger("amplify.worker")
 
 IDS_PER_STATEMENT = 5_000
+LockedSelect = TypeVar("LockedSelect", bound=Select[*tuple[Any, ...]])
 
 
 def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
@@ -64,7 +65,7 @@ class SqlDeliveryStore:
         self.settings = settings
         self.worker_id = worker_id
 
-    def _locked(self, session: AsyncSession, query: Select[Any]) -> Select[Any]:
+    def _locked(self, session: AsyncSession, query: LockedSelect) -> LockedSelect:
         """Row locks in id order on PostgreSQL (SQLite has one writer at a time anyway)."""
         query = query.order_by(Delivery.id)
         if session.get_bind().dialect.name == "postgresql":
@@ -279,13 +280,12 @@ class SqlDeliveryStore:
     ) -> dict[int, str | None]:
         owners: dict[int, str | None] = {}
         for chunk in _chunks(sorted(set(ids))):
-            query = (
-                select(Delivery.id, Delivery.lease_owner)
-                .where(Delivery.id.in_(chunk), Delivery.status == DeliveryStatus.PENDING)
-                .order_by(Delivery.id)
+            query = self._locked(
+                session,
+                select(Delivery.id, Delivery.lease_owner).where(
+                    Delivery.id.in_(chunk), Delivery.status == DeliveryStatus.PENDING
+                ),
             )
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(of=Delivery)
             owners.update({row.id: row.lease_owner for row in (await session.execute(query)).all()})
         return owners
 
