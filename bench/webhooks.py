@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from app.core.config import Settings  # noqa: E402
 from app.core.db import make_engine, make_sessionmaker, session_scope  # noqa: E402
 from app.core.migrate import upgrade  # noqa: E402
+from app.core.scratch_databases import drop_scratch_database  # noqa: E402
 from app.models import (  # noqa: E402
     Organization,
     WebhookEndpoint,
@@ -39,7 +40,7 @@ from app.models import (  # noqa: E402
 from app.webhooks import signing  # noqa: E402
 from app.webhooks.dispatcher import Dispatcher, lane_sizes  # noqa: E402
 from app.webhooks.events import Event, EventType, emit_events  # noqa: E402
-from bench.common import bench_database, drop_scratch_database  # noqa: E402
+from bench.common import bench_database  # noqa: E402
 
 GOAL_PER_SECOND = 500
 CONCURRENCY = 64
