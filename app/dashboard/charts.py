@@ -10,7 +10,7 @@ a bar chart), a `<title>` and a `<desc>` that says the numbers in words for scre
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 from xml.sax.saxutils import escape
 
@@ -90,6 +90,13 @@ def number(value: float) -> str:
     return f"{value:,.2f}"
 
 
+def percent(value: float) -> str:
+    """A share of 0..1 as 50% or 42.9%."""
+    share = _value(value) * 100
+    whole = round(share)
+    return f"{whole}%" if abs(share - whole) < 0.05 else f"{share:.1f}%"
+
+
 def _c(value: float) -> str:
     """A coordinate, short."""
     text = f"{value:.1f}"
@@ -146,38 +153,74 @@ def _downsample(points: list[Point], limit: int) -> list[Point]:
     ]
 
 
-def line_chart(points: Sequence[tuple[str, float]], *, title: str, series: str = "Visits") -> str:
-    """An area chart of a time series: `points` in time order, labels already formatted."""
+class _Axis(NamedTuple):
+    """The y axis of a line chart: its top value, its grid step and how a value is written."""
+
+    top: float
+    step: float
+    write: Callable[[float], str]
+
+
+def _axis(values: Iterable[float], *, percent_scale: bool) -> _Axis:
+    if percent_scale:
+        return _Axis(1.0, 0.25, percent)
+    top, step = _nice_scale(max(values, default=0.0))
+    return _Axis(top, step, number)
+
+
+def _line_desc(series: str, given: Sequence[Point], axis: _Axis, percent_scale: bool) -> str:
+    peak = max(given, key=lambda p: p.value)
+    write = axis.write
+    if len(given) == 1:
+        return f"{series}: one point, {given[0].label}: {write(given[0].value)}."
+    span = f"{series}: {len(given)} points from {given[0].label} to {given[-1].label}; "
+    if percent_scale:
+        return span + (
+            f"highest {write(peak.value)} at {peak.label}, latest {write(given[-1].value)}."
+        )
+    total = sum(p.value for p in given)
+    return span + f"total {number(total)}, peak {number(peak.value)} at {peak.label}."
+
+
+def line_chart(
+    points: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    series: str = "Visits",
+    percent_scale: bool = False,
+) -> str:
+    """An area chart of a time series: `points` in time order, labels already formatted.
+
+    `percent_scale` draws shares of 0..1 on a 0–100 % axis. A single point is a time series
+    too young for a line: it is drawn as one labelled column in the middle, not as a flat line
+    across the width that would claim a trend.
+    """
     given = [Point(_one_line(label), _value(value)) for label, value in points]
+    if percent_scale:
+        given = [Point(p.label, min(p.value, 1.0)) for p in given]
     if not given:
         return _empty("line", title)
-    total = sum(p.value for p in given)
-    peak = max(given, key=lambda p: p.value)
-    desc = (
-        f"{series}: {len(given)} point{'s' if len(given) != 1 else ''} "
-        f"from {given[0].label} to {given[-1].label}; "
-        f"total {number(total)}, peak {number(peak.value)} at {peak.label}."
-    )
     shown = _downsample(given, MAX_LINE_POINTS)
+    axis = _axis((p.value for p in shown), percent_scale=percent_scale)
+    desc = _line_desc(series, given, axis, percent_scale)
     height, left, right, top, bottom = 240, 44, 14, 14, 40
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
-    axis_top, step = _nice_scale(max(p.value for p in shown))
     count = len(shown)
 
     def x(i: int) -> float:
         return left + (plot_w * i / (count - 1) if count > 1 else plot_w / 2)
 
     def y(v: float) -> float:
-        return top + plot_h - plot_h * v / axis_top
+        return top + plot_h - plot_h * v / axis.top
 
     body: list[str] = []
-    for k in range(round(axis_top / step) + 1):
-        level = y(k * step)
+    for k in range(round(axis.top / axis.step) + 1):
+        level = y(k * axis.step)
         body.append(
             f'<line x1="{left}" x2="{WIDTH - right}" y1="{_c(level)}" y2="{_c(level)}" '
             f'stroke="currentColor" stroke-opacity="{0.35 if k == 0 else 0.12}"/>'
             f'<text x="{left - 8}" y="{_c(level + 4)}" text-anchor="end" fill-opacity="0.7">'
-            f"{_text(number(k * step))}</text>"
+            f"{_text(axis.write(k * axis.step))}</text>"
         )
     widest = max(len(truncate(p.label, 24)) for p in shown) * CHAR_WIDTH + 16
     ticks = max(min(count, int(plot_w / widest)), 2 if count > 1 else 1)
@@ -194,26 +237,41 @@ def line_chart(points: Sequence[tuple[str, float]], *, title: str, series: str =
             f'<text x="{_c(x(i))}" y="{height - bottom + 20}" text-anchor="{anchor}" '
             f'fill-opacity="0.7">{_text(truncate(shown[i].label, 24))}</text>'
         )
-    line = " ".join(f"{_c(x(i))},{_c(y(p.value))}" for i, p in enumerate(shown))
-    base = _c(y(0))
     if count == 1:
-        line = f"{left},{_c(y(shown[0].value))} {WIDTH - right},{_c(y(shown[0].value))}"
-        area = f"M{left},{base} L{line.replace(' ', ' L')} L{WIDTH - right},{base} Z"
+        body.append(_column(x(0), y(shown[0].value), y(0), axis.write(shown[0].value)))
     else:
+        line = " ".join(f"{_c(x(i))},{_c(y(p.value))}" for i, p in enumerate(shown))
+        base = _c(y(0))
         area = f"M{_c(x(0))},{base} L{line.replace(' ', ' L')} L{_c(x(count - 1))},{base} Z"
-    body.append(f'<path d="{area}" fill="{PALETTE[0]}" fill-opacity="0.14" stroke="none"/>')
-    body.append(
-        f'<polyline points="{line}" fill="none" stroke="{PALETTE[0]}" stroke-width="2" '
-        'stroke-linejoin="round" stroke-linecap="round"/>'
-    )
+        body.append(f'<path d="{area}" fill="{PALETTE[0]}" fill-opacity="0.14" stroke="none"/>')
+        body.append(
+            f'<polyline points="{line}" fill="none" stroke="{PALETTE[0]}" stroke-width="2" '
+            'stroke-linejoin="round" stroke-linecap="round"/>'
+        )
     if count <= MAX_DOTS:
         for i, p in enumerate(shown):
             body.append(
                 f'<circle cx="{_c(x(i))}" cy="{_c(y(p.value))}" r="3" fill="{PALETTE[0]}">'
-                f"<title>{_text(p.label)}: {_text(number(p.value))} {_text(series.lower())}"
-                "</title></circle>"
+                f"<title>{_text(p.label)}: {_text(axis.write(p.value))} "
+                f"{_text(series.lower())}</title></circle>"
             )
     return _svg("line", height, title, desc, body)
+
+
+SINGLE_COLUMN_WIDTH = 56
+
+
+def _column(centre: float, value_y: float, base_y: float, value: str) -> str:
+    """The one bucket of a single-point series: a column up from the axis, its value beside
+    its top (never clipped, also when the value is the top of the axis)."""
+    half = SINGLE_COLUMN_WIDTH / 2
+    return (
+        f'<rect class="single" x="{_c(centre - half)}" y="{_c(value_y)}" '
+        f'width="{SINGLE_COLUMN_WIDTH}" height="{_c(base_y - value_y)}" rx="3" '
+        f'fill="{PALETTE[0]}" fill-opacity="0.3" stroke="{PALETTE[0]}" stroke-width="1.5"/>'
+        f'<text x="{_c(centre + half + 8)}" y="{_c(max(value_y + 4, 16))}" font-weight="600">'
+        f"{_text(value)}</text>"
+    )
 
 
 # --- horizontal bars ----------------------------------------------------------------------------

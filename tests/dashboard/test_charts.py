@@ -123,6 +123,67 @@ class TestLineChart:
             markup = charts.line_chart(points, title="Visits")
             assert_inert(markup, parse(markup))
 
+    def test_one_point_is_one_labelled_column_not_a_line_across_the_width(self) -> None:
+        markup = charts.line_chart([("20 Nov 09:00", 4)], title="Visits per hour")
+        root = parse(markup)
+        assert_inert(markup, root)
+        assert not list(root.iter(f"{NS}polyline")) and not list(root.iter(f"{NS}path"))
+        (column,) = [r for r in root.iter(f"{NS}rect") if r.get("class") == "single"]
+        width = float(column.get("width") or 0)
+        centre = float(column.get("x") or 0) + width / 2
+        assert width < charts.WIDTH / 4
+        left, right = 44, charts.WIDTH - 14  # the plot's edges
+        assert centre == pytest.approx((left + right) / 2)
+        # 4 on an axis whose top is 4: the column stands from the axis (y 200) to the top (14)
+        assert float(column.get("y") or 0) == pytest.approx(14)
+        assert float(column.get("height") or 0) == pytest.approx(186)
+        assert "20 Nov 09:00" in texts(root)  # its moment, under it
+        (value,) = [t for t in root.iter(f"{NS}text") if t.get("font-weight") == "600"]
+        assert value.text == "4" and float(value.get("x") or 0) > centre + width / 2  # beside it
+        assert desc(root) == "Visits: one point, 20 Nov 09:00: 4."
+
+    def test_one_point_of_zero_still_shows_its_moment_and_value(self) -> None:
+        root = parse(charts.line_chart([("Fri 20 Nov", 0)], title="Visits per day"))
+        (column,) = [r for r in root.iter(f"{NS}rect") if r.get("class") == "single"]
+        assert float(column.get("height") or 0) == 0
+        assert "Fri 20 Nov" in texts(root)
+        assert desc(root) == "Visits: one point, Fri 20 Nov: 0."
+
+    def test_two_points_are_a_line_from_edge_to_edge(self) -> None:
+        root = parse(charts.line_chart([("a", 1), ("b", 2)], title="Visits"))
+        (line,) = root.iter(f"{NS}polyline")
+        xs = [float(pair.split(",")[0]) for pair in (line.get("points") or "").split()]
+        assert xs == [44, charts.WIDTH - 14]
+        assert not [r for r in root.iter(f"{NS}rect") if r.get("class") == "single"]
+
+    def test_percent_scale(self) -> None:
+        points = [("Oct 2026", 3 / 7), ("Nov 2026", 0.5)]
+        root = parse(
+            charts.line_chart(
+                points, title="Engagement", series="Engagement index", percent_scale=True
+            )
+        )
+        assert ["0%", "25%", "50%", "75%", "100%"] == texts(root)[:5]  # the axis, 0..100 %
+        assert desc(root) == (
+            "Engagement index: 2 points from Oct 2026 to Nov 2026; "
+            "highest 50% at Nov 2026, latest 50%."
+        )
+        dots = [c.find(f"{NS}title") for c in root.iter(f"{NS}circle")]
+        assert [d.text for d in dots if d is not None] == [
+            "Oct 2026: 42.9% engagement index",
+            "Nov 2026: 50% engagement index",
+        ]
+        (line,) = root.iter(f"{NS}polyline")
+        ys = [float(pair.split(",")[1]) for pair in (line.get("points") or "").split()]
+        assert ys[1] == pytest.approx(14 + 186 / 2)  # 50 % is half the plot's height
+
+    def test_percent_scale_one_month(self) -> None:
+        root = parse(
+            charts.line_chart([("Nov 2026", 2 / 3)], title="E", series="Index", percent_scale=True)
+        )
+        assert desc(root) == "Index: one point, Nov 2026: 66.7%."
+        assert "66.7%" in [t.text for t in root.iter(f"{NS}text") if t.get("font-weight")]
+
     def test_negative_and_non_finite_values_are_drawn_as_zero(self) -> None:
         points = [("a", -5), ("b", math.nan), ("c", math.inf), ("d", 2)]
         markup = charts.line_chart(points, title="Visits")
@@ -200,6 +261,12 @@ class TestHelpers:
         assert charts.number(1234567) == "1,234,567"
         assert charts.number(11.5) == "11.50"
         assert charts.number(math.nan) == "0"
+
+    def test_percent(self) -> None:
+        assert charts.percent(0.5) == "50%"
+        assert charts.percent(2 / 3) == "66.7%"
+        assert charts.percent(1) == "100%"
+        assert charts.percent(math.nan) == "0%"
 
     def test_truncate(self) -> None:
         assert charts.truncate("  short \n text ", 20) == "short text"
