@@ -18,9 +18,12 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from app.campaigns import service as campaigns
+from app.core.db import utcnow
 from app.core.deps import SessionDep, ViewerDep
 from app.core.errors import NotFound
 from app.dashboard import charts
+from app.engagement import service as engagement
+from app.engagement.schemas import EngagementPoint
 from app.models import Campaign
 from app.stats import answers
 from app.stats import service as stats
@@ -182,6 +185,49 @@ def moment_label(iso: str, interval: Interval) -> str:
     if interval == "day":
         return f"{moment:%a} {day}"
     return f"{day} {moment:%H:%M}"
+
+
+def month_label(iso: str) -> str:
+    """`Nov 2026`."""
+    moment = datetime.fromisoformat(iso)
+    return f"{MONTHS[moment.month - 1]} {moment.year}"
+
+
+def since_first_reached(points: list[EngagementPoint]) -> list[EngagementPoint]:
+    """The periods from the first in which anyone was reached or shared: the months before the
+    program started would only draw a row of zeros."""
+    for i, point in enumerate(points):
+        if point.reached or point.sharers:
+            return points[i:]
+    return []
+
+
+@router.get(
+    "/dashboard/charts/engagement.svg",
+    operation_id="get_engagement_chart",
+    response_class=Response,
+    responses=_SVG_RESPONSES,
+)
+async def engagement_chart(
+    request: Request, session: SessionDep, principal: ViewerDep, tz: TzQuery = "UTC"
+) -> Response:
+    """The engagement index (sharers / reached) per month over the last 12 months, as a line
+    from the first month anyone was reached."""
+    zone = stats.zone(tz)
+    until = utcnow()
+    answer = await engagement.over_time(
+        session,
+        organization_id=principal.organization_id,
+        interval="month",
+        since=engagement.default_since(until, "month", zone),
+        until=until,
+        tag=None,
+        tz=zone,
+    )
+    points = [(month_label(p.t), p.engagement_index) for p in since_first_reached(answer.points)]
+    title = f"Engagement index per month ({zone.key})"
+    markup = charts.line_chart(points, title=title, series="Engagement index", percent_scale=True)
+    return _svg(request, markup)
 
 
 @router.get(

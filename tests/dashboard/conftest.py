@@ -12,6 +12,22 @@ User-Agent (its own visitor, so no burst):
 sent 3, sharers 2 (ada, bob), share clicks 2, visits 3, unique visitors 3,
 potential reach ada linkedin 500 + bob x (no audience) 0 = 500,
 EMV linkedin 2 × 5.58 + x 1 × 0.38 = 11.54 USD.
+
+Organization overview (OVERVIEW): six amplifiers in three teams (sales s1 s2, eng e1 e2,
+marketing m1 m2), created before last month, networks linkedin and x; three campaigns of one
+message sent to all six. Clicks go through the real redirect, then their hourly rollups and the
+digests' send times are moved to the month they stand for (EARLIER: mid last month; RECENT:
+between the start of this month and now; a month the same in UTC and in Berlin):
+  Autumn launch   EARLIER  shares s1 linkedin, s2 x, e1 linkedin; visits s1 linkedin ×3,
+                           e1 linkedin ×1 → share rate 3/6 = 50%, 4 visits / 3 shares = 1.3,
+                           EMV 4 × 5.58 = 22.32
+  Winter webinar  RECENT   share m1 linkedin; visits m1 linkedin ×2 → 1/6 = 16.7%, 2.0,
+                           EMV 11.16
+  Quiet note      RECENT   nothing → 0%, visits per share "—", EMV 0.00
+Engagement last month: 6 amplifiers, 6 reached, 3 sharers → 50%, 4 visits;
+this month: 6, 6 (both digests count once), 1 sharer → 16.7%, 2 visits.
+Teams (last 90 days): sales 2 reached, 2 sharers, 100%, 2 share clicks, 3 visits, EMV 16.74;
+eng 2, 1, 50%, 1, 1, 5.58; marketing 2, 1, 50%, 1, 2, 11.16.
 """
 
 import asyncio
@@ -29,10 +45,10 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.models import Delivery, Link
+from app.models import Amplifier, ClickRollup, Delivery, Link
 from tests.factories import OrgClients
 
 CHROMIUM = "/usr/bin/chromium"
@@ -121,12 +137,7 @@ async def seed_campaign(
     assert sent.status_code == 202, sent.text
     who_of = {ident: who for who, ident in amplifier.items()}
     positions = {m["id"]: m["position"] for m in campaign["messages"]}
-    async with sessionmaker.begin() as session:
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.campaign_id == campaign["id"])
-            .values(status="sent", sent_at=datetime.now(UTC) - timedelta(hours=2))
-        )
+    await mark_sent(sessionmaker, campaign["id"], datetime.now(UTC) - timedelta(hours=2))
     async with sessionmaker() as session:
         links = (
             await session.scalars(select(Link).where(Link.campaign_id == campaign["id"]))
@@ -167,6 +178,154 @@ async def seed(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> Seed:
     return await seed_campaign(org_a, sessionmaker, client, dashboard_app)
+
+
+# --- the organization overview --------------------------------------------------------------------
+
+TEAMS = {
+    "s1": "sales",
+    "s2": "sales",
+    "e1": "eng",
+    "e2": "eng",
+    "m1": "marketing",
+    "m2": "marketing",
+}
+OVERVIEW_CAMPAIGNS: dict[str, list[tuple[str, str, str, int]]] = {  # who, network, kind, clicks
+    "Autumn launch": [
+        ("s1", "linkedin", "share", 1),
+        ("s2", "x", "share", 1),
+        ("e1", "linkedin", "share", 1),
+        ("s1", "linkedin", "visit", 3),
+        ("e1", "linkedin", "visit", 1),
+    ],
+    "Winter webinar": [("m1", "linkedin", "share", 1), ("m1", "linkedin", "visit", 2)],
+    "Quiet note": [],
+}
+
+
+@dataclass
+class Overview:
+    org: OrgClients
+    earlier: datetime  # mid last month (UTC)
+    recent: datetime  # this month, before now (UTC)
+    campaigns: dict[str, int]  # name → id
+
+
+def overview_moments(now: datetime) -> tuple[datetime, datetime]:
+    """Mid last month, and a moment of this month before now: the same months in UTC and in
+    any zone ahead of it by a few hours (Berlin)."""
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    recent = month_start + (now - month_start) / 2
+    earlier = (month_start - timedelta(days=15)).replace(hour=10)
+    return earlier, recent
+
+
+async def seed_overview(
+    org: OrgClients,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    http: httpx.AsyncClient,
+    app: FastAPI,
+) -> Overview:
+    earlier, recent = overview_moments(datetime.now(UTC))
+    when = {"Autumn launch": earlier, "Winter webinar": recent, "Quiet note": recent}
+    amplifier: dict[str, int] = {}
+    for who, team in TEAMS.items():
+        response = await org.editor.post(
+            "/api/v1/amplifiers",
+            json={"email": f"{who}@example.com", "networks": ["linkedin", "x"], "tags": [team]},
+        )
+        assert response.status_code == 201, response.text
+        amplifier[who] = response.json()["id"]
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            update(Amplifier)
+            .where(Amplifier.id.in_(amplifier.values()))
+            .values(created_at=earlier - timedelta(days=10))
+        )
+    who_of = {ident: who for who, ident in amplifier.items()}
+    overview = Overview(org=org, earlier=earlier, recent=recent, campaigns={})
+    agent = 500
+    for name, clicks in OVERVIEW_CAMPAIGNS.items():
+        created = await org.editor.post(
+            "/api/v1/campaigns",
+            json={
+                "name": name,
+                "subject": name,
+                "networks": ["linkedin", "x"],
+                "messages": [{"text": name, "url": "https://example.com/" + name[:4]}],
+            },
+        )
+        assert created.status_code == 201, created.text
+        campaign_id = created.json()["id"]
+        overview.campaigns[name] = campaign_id
+        sent = await org.editor.post(f"/api/v1/campaigns/{campaign_id}/send")
+        assert sent.status_code == 202, sent.text
+        # Sent two hours ago while the clicks arrive, so none falls in the scanner window.
+        await mark_sent(sessionmaker, campaign_id, datetime.now(UTC) - timedelta(hours=2))
+        async with sessionmaker() as session:
+            links = (
+                await session.scalars(select(Link).where(Link.campaign_id == campaign_id))
+            ).all()
+        codes = {
+            (who_of[link.amplifier_id or 0], link.network, link.kind): link.code for link in links
+        }
+        for who, network, kind, times in clicks:
+            for _ in range(times):
+                agent += 1
+                await click(http, codes[(who, network, kind)], human(agent))
+        await app.state.tracking.recorder.flush()
+        await mark_sent(sessionmaker, campaign_id, when[name])
+        await _move_rollups(sessionmaker, [link.id for link in links], when[name])
+    return overview
+
+
+async def mark_sent(
+    sessionmaker: async_sessionmaker[AsyncSession], campaign_id: int, at: datetime
+) -> None:
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.campaign_id == campaign_id)
+            .values(status="sent", sent_at=at)
+        )
+
+
+async def _move_rollups(
+    sessionmaker: async_sessionmaker[AsyncSession], link_ids: list[int], at: datetime
+) -> None:
+    """The links' hourly rollups, summed into the hour of `at` (the month they stand for)."""
+    hour = at.replace(minute=0, second=0, microsecond=0)
+    async with sessionmaker.begin() as session:
+        rows = (
+            await session.scalars(select(ClickRollup).where(ClickRollup.link_id.in_(link_ids)))
+        ).all()
+        totals: dict[int, list[int]] = {}
+        for row in rows:
+            total = totals.setdefault(row.link_id, [0, 0, 0])
+            total[0] += row.clicks
+            total[1] += row.bot_clicks
+            total[2] += row.unique_visitors
+        await session.execute(delete(ClickRollup).where(ClickRollup.link_id.in_(link_ids)))
+        for link_id, (clicks, bots, visitors) in totals.items():
+            session.add(
+                ClickRollup(
+                    link_id=link_id,
+                    hour=hour,
+                    clicks=clicks,
+                    bot_clicks=bots,
+                    unique_visitors=visitors,
+                )
+            )
+
+
+@pytest.fixture
+async def overview(
+    dashboard_app: FastAPI,
+    client: httpx.AsyncClient,
+    org_a: OrgClients,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> Overview:
+    return await seed_overview(org_a, sessionmaker, client, dashboard_app)
 
 
 # --- a real HTTP server and a real browser -------------------------------------------------------

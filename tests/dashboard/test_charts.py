@@ -163,7 +163,7 @@ class TestLineChart:
                 points, title="Engagement", series="Engagement index", percent_scale=True
             )
         )
-        assert ["0%", "25%", "50%", "75%", "100%"] == texts(root)[:5]  # the axis, 0..100 %
+        assert texts(root)[:5] == ["0%", "25%", "50%", "75%", "100%"]  # the axis, 0..100 %
         assert desc(root) == (
             "Engagement index: 2 points from Oct 2026 to Nov 2026; "
             "highest 50% at Nov 2026, latest 50%."

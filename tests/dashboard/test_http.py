@@ -3,14 +3,24 @@ routes (key, tenancy, numbers, ETag/304). Expected numbers: SEED in conftest.py.
 
 import re
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from app.dashboard import router as dashboard
-from tests.dashboard.conftest import CAMPAIGN_NAME, MESSAGES, Seed, click
+from tests.dashboard.conftest import (
+    CAMPAIGN_NAME,
+    MESSAGES,
+    Overview,
+    Seed,
+    click,
+    mark_sent,
+    overview_moments,
+)
 from tests.factories import OrgClients
 
 pytestmark = pytest.mark.usefixtures("dashboard_app")
@@ -42,6 +52,13 @@ def title(root: ET.Element) -> str:
     found = root.find(f"{NS}title")
     assert found is not None
     return found.text or ""
+
+
+def total(description: str) -> int:
+    """The total a time-series chart states: `total N,` or, for one point, its value."""
+    found = re.search(r"total ([\d,]+),|: ([\d,]+)\.$", description)
+    assert found is not None, description
+    return int((found[1] or found[2]).replace(",", ""))
 
 
 class _Tags(HTMLParser):
@@ -191,13 +208,21 @@ class TestChartAnswers:
         url = chart_url(seed.campaign_id, "visits")
         root = svg_of(await seed.org.viewer.get(url, params={"tz": "Asia/Kolkata"}))
         assert title(root) == f"{CAMPAIGN_NAME}: visits per hour (Asia/Kolkata)"
-        assert "total 3," in desc(root)
+        assert total(desc(root)) == 3
         # hours from the first click to now, labelled in India's zone (UTC+05:30)
-        assert re.search(r"^Visits: \d+ points? from \d+ \w{3} \d\d:30 to", desc(root))
+        assert re.search(r"^Visits: (one point, |\d+ points from )\d+ \w{3} \d\d:30", desc(root))
         daily = svg_of(await seed.org.viewer.get(url, params={"interval": "day"}))
-        assert "visits per day (UTC)" in title(daily) and "total 3," in desc(daily)
+        assert "visits per day (UTC)" in title(daily) and total(desc(daily)) == 3
         shares = svg_of(await seed.org.viewer.get(url, params={"metric": "share_clicks"}))
-        assert "share clicks per hour" in title(shares) and "total 2," in desc(shares)
+        assert "share clicks per hour" in title(shares) and total(desc(shares)) == 2
+
+    async def test_a_young_campaign_is_one_labelled_column(self, seed: Seed) -> None:
+        # Every click of the seed came this hour: one bucket, not a flat line across the width.
+        root = svg_of(await seed.org.viewer.get(chart_url(seed.campaign_id, "visits")))
+        assert re.fullmatch(r"Visits: one point, \d+ \w{3} \d\d:00: 3\.", desc(root))
+        assert not list(root.iter(f"{NS}polyline")) and not list(root.iter(f"{NS}path"))
+        (column,) = [r for r in root.iter(f"{NS}rect") if r.get("class") == "single"]
+        assert float(column.get("height") or 0) > 0
 
     @pytest.mark.parametrize(
         "params",
@@ -251,3 +276,70 @@ class TestChartCaching:
         assert after.status_code == 200
         assert after.headers["etag"] != before.headers["etag"]
         assert desc(svg_of(after)).endswith("Visits: 4 (2.0 per share click)")
+
+
+ENGAGEMENT_CHART = "/dashboard/charts/engagement.svg"
+
+
+def month(moment: datetime, zone: str) -> str:
+    return f"{moment.astimezone(ZoneInfo(zone)):%b %Y}"
+
+
+def tooltips(root: ET.Element) -> list[str]:
+    return [
+        found.text or ""
+        for circle in root.iter(f"{NS}circle")
+        if (found := circle.find(f"{NS}title")) is not None
+    ]
+
+
+class TestEngagementChart:
+    @pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+    async def test_months_from_the_first_reached_in_the_browsers_zone(
+        self, overview: Overview, zone: str
+    ) -> None:
+        response = await overview.org.viewer.get(ENGAGEMENT_CHART, params={"tz": zone})
+        root = svg_of(response)
+        assert title(root) == f"Engagement index per month ({zone})"
+        last_month, this_month = month(overview.earlier, zone), month(overview.recent, zone)
+        # The ten empty months before last month are left out: the line starts there.
+        assert desc(root).startswith(f"Engagement index: 2 points from {last_month} to ") or (
+            desc(root).startswith(f"Engagement index: 3 points from {last_month} to ")
+        ), desc(root)  # 3: late on a month's last day UTC, Berlin is a month ahead already
+        assert f"highest 50% at {last_month}" in desc(root)
+        shown = tooltips(root)
+        assert shown[:2] == [
+            f"{last_month}: 50% engagement index",
+            f"{this_month}: 16.7% engagement index",
+        ]
+        assert {"0%", "50%", "100%"} <= {t.text for t in root.iter(f"{NS}text")}
+
+    async def test_nothing_sent_yet(self, org_b: OrgClients) -> None:
+        root = svg_of(await org_b.viewer.get(ENGAGEMENT_CHART))
+        assert desc(root) == "No data yet."
+
+    async def test_one_month_is_one_column(self, seed: Seed, sessionmaker) -> None:
+        # The seed: 3 reached and 2 sharers, all this month (the digests moved into it).
+        await mark_sent(sessionmaker, seed.campaign_id, overview_moments(datetime.now(UTC))[1])
+        root = svg_of(await seed.org.viewer.get(ENGAGEMENT_CHART, params={"tz": "UTC"}))
+        assert desc(root).startswith("Engagement index: one point, ")
+        assert desc(root).endswith(": 66.7%.")
+        assert not list(root.iter(f"{NS}polyline"))
+
+    async def test_key_tenancy_etag_and_bad_zone(
+        self, client, overview: Overview, org_b: OrgClients
+    ) -> None:
+        assert (await client.get(ENGAGEMENT_CHART)).status_code == 401
+        first = await overview.org.viewer.get(ENGAGEMENT_CHART)
+        again = await overview.org.viewer.get(
+            ENGAGEMENT_CHART, headers={"If-None-Match": first.headers["etag"]}
+        )
+        assert again.status_code == 304
+        # another organization gets its own (empty) answer, never this one's
+        foreign = await org_b.viewer.get(
+            ENGAGEMENT_CHART, headers={"If-None-Match": first.headers["etag"]}
+        )
+        assert foreign.status_code == 200 and desc(svg_of(foreign)) == "No data yet."
+        bad = await overview.org.viewer.get(ENGAGEMENT_CHART, params={"tz": "Mars/Olympus"})
+        assert bad.status_code == 422
+        assert bad.headers["content-type"] == "application/problem+json"

@@ -12,13 +12,16 @@
 
   const KEY_STORAGE = "amplify.dashboard.key";
   const SVG_NS = "http://www.w3.org/2000/svg";
-  const VIEWS = ["view-sign-in", "view-campaigns", "view-campaign"];
+  const VIEWS = ["view-sign-in", "view-campaigns", "view-campaign", "view-overview"];
   const NETWORK_NAMES = {
     linkedin: "LinkedIn", x: "X", facebook: "Facebook", email: "Email", whatsapp: "WhatsApp",
     telegram: "Telegram", reddit: "Reddit", xing: "XING", bluesky: "Bluesky", threads: "Threads",
   };
   const SLOW_EVERY = 12; // polls between refreshes of what can change without the stats changing
   const TOP_AMPLIFIERS = 10;
+  const COMPARED_CAMPAIGNS = 8; // the latest sent campaigns shown side by side
+  const LIST_PAGES = 5; // pages of a list read for the overview (500 items each at most)
+  const DAY_MS = 86_400_000;
 
   const $ = (id) => document.getElementById(id);
 
@@ -39,6 +42,8 @@
   const percent = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 });
   const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   const clock = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+  const monthYear = new Intl.DateTimeFormat(undefined, { month: "short", year: "numeric", timeZone });
+  const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 
   let apiKey = null;
   try {
@@ -98,6 +103,12 @@
   function showView(view) {
     for (const id of VIEWS) $(id).hidden = id !== view;
     $("sign-out").hidden = view === "view-sign-in";
+    $("nav").hidden = view === "view-sign-in";
+    const section = view === "view-overview" ? "overview" : "campaigns";
+    for (const link of document.querySelectorAll("[data-nav]")) {
+      if (link.dataset.nav === section) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
   }
 
   function showNotice(box, text) {
@@ -177,6 +188,7 @@
     }
     const match = /^#\/campaigns\/(\d{1,10})$/.exec(window.location.hash);
     if (match) openCampaign(Number(match[1]));
+    else if (window.location.hash === "#/overview") openOverview();
     else openCampaigns();
   }
 
@@ -273,6 +285,7 @@
     current = null;
     clearCampaigns();
     clearCampaign();
+    clearOverview();
     if (window.location.hash) {
       window.history.replaceState(null, "", window.location.pathname + window.location.search);
     }
@@ -525,6 +538,181 @@
     });
   }
 
+  // --- organization overview -------------------------------------------------------------------
+
+  function clearOverview() {
+    $("chart-engagement").replaceChildren(el("p", { class: "chart-loading" }, "Loading chart…"));
+    for (const id of ["month-rows", "team-rows", "compare-rows"]) $(id).replaceChildren();
+    for (const id of ["months-empty", "teams-empty", "compare-empty"]) $(id).hidden = true;
+    showNotice($("overview-error"), "");
+  }
+
+  function openOverview() {
+    showView("view-overview");
+    document.title = "Overview · Amplify dashboard";
+    clearOverview();
+    loadOverview(generation);
+  }
+
+  async function loadOverview(gen) {
+    setStatus("Loading the overview…", "busy");
+    try {
+      await Promise.all([
+        loadEngagementChart(gen),
+        loadMonths(gen),
+        loadTeams(gen),
+        loadComparison(gen),
+      ]);
+      if (gen !== generation) return;
+      showNotice($("overview-error"), "");
+      setUpdated();
+    } catch (error) {
+      if (gen === generation) handleError(error, $("overview-error"));
+    }
+  }
+
+  async function loadEngagementChart(gen) {
+    const url = `/dashboard/charts/engagement.svg?${new URLSearchParams({ tz: timeZone })}`;
+    const markup = await fetchChanged("chart-engagement", url, (r) => r.text());
+    if (markup === null || gen !== generation) return;
+    showSvg($("chart-engagement"), markup);
+  }
+
+  // Every item of a list route, following its cursor for a few pages.
+  async function allItems(path, query) {
+    const items = [];
+    let cursor = null;
+    for (let page = 0; page < LIST_PAGES; page += 1) {
+      const params = new URLSearchParams({ ...query, limit: "500" });
+      if (cursor) params.set("cursor", cursor);
+      const answer = await getJson(`${path}?${params}`);
+      items.push(...answer.items);
+      cursor = answer.next_cursor;
+      if (!cursor) break;
+    }
+    return items;
+  }
+
+  async function loadMonths(gen) {
+    const query = new URLSearchParams({ interval: "month", tz: timeZone });
+    const answer = await getJson(`/api/v1/engagement?${query}`);
+    if (gen !== generation) return;
+    // The chart's months: from the first one anybody was reached or shared in.
+    const first = answer.points.findIndex((p) => p.reached > 0 || p.sharers > 0);
+    const months = first < 0 ? [] : answer.points.slice(first).reverse();
+    const n = (value) => integer.format(value);
+    $("month-rows").replaceChildren(
+      ...months.map((p) =>
+        el(
+          "tr",
+          { "data-month": p.t.slice(0, 7) },
+          el("th", { scope: "row", class: "nowrap" }, monthYear.format(new Date(p.t))),
+          el("td", { class: "num" }, n(p.amplifiers)),
+          el("td", { class: "num" }, n(p.reached)),
+          el("td", { class: "num" }, n(p.sharers)),
+          el("td", { class: "num strong" }, percent.format(p.engagement_index)),
+          el("td", { class: "num" }, n(p.visits)),
+        ),
+      ),
+    );
+    $("months-empty").hidden = months.length > 0;
+  }
+
+  async function loadTeams(gen) {
+    const days = Number($("teams-days").value) || 90;
+    const since = new Date(Date.now() - days * DAY_MS).toISOString();
+    const [teams, currency] = await Promise.all([
+      allItems("/api/v1/engagement/tags", { since }),
+      organizationCurrency(),
+    ]);
+    if (gen !== generation) return;
+    const n = (value) => integer.format(value);
+    $("team-rows").replaceChildren(
+      ...teams.map((t) =>
+        el(
+          "tr",
+          { "data-team": t.tag },
+          el("th", { scope: "row" }, t.tag),
+          el("td", { class: "num" }, n(t.amplifiers)),
+          el("td", { class: "num" }, n(t.reached)),
+          el("td", { class: "num" }, n(t.sharers)),
+          el("td", { class: "num strong" }, percent.format(t.engagement_index)),
+          el("td", { class: "num" }, n(t.share_clicks)),
+          el("td", { class: "num" }, n(t.visits)),
+          el("td", { class: "num" }, currency ? money(t.emv, currency) : decimal.format(t.emv)),
+        ),
+      ),
+    );
+    $("teams-empty").hidden = teams.length > 0;
+  }
+
+  // EMV of teams comes without a currency: it is the one of the organization's costs per click.
+  async function organizationCurrency() {
+    const rates = Object.values(await getJson("/api/v1/settings/cpc"));
+    return rates.length ? rates[0].currency : null;
+  }
+
+  async function loadComparison(gen) {
+    const campaigns = (await allItems("/api/v1/campaigns", {}))
+      .filter((c) => c.status !== "draft" && c.status !== "scheduled")
+      .sort((a, b) => String(b.sent_at || b.created_at).localeCompare(String(a.sent_at || a.created_at)))
+      .slice(0, COMPARED_CAMPAIGNS);
+    const stats = await Promise.all(
+      campaigns.map((c) => getJson(`/api/v1/campaigns/${Number(c.id)}/stats`)),
+    );
+    if (gen !== generation) return;
+    const rows = campaigns.map((campaign, i) => comparisonRow(campaign, stats[i]));
+    markBest(rows.map((row) => row.cells));
+    $("compare-rows").replaceChildren(...rows.map((row) => row.tr));
+    $("compare-empty").hidden = rows.length > 0;
+  }
+
+  // A cell of a compared number: its value (null: not available, shown as "—") and its text.
+  function measure(value, text) {
+    const known = typeof value === "number" && Number.isFinite(value);
+    return el("td", { class: "num", "data-value": known ? String(value) : "" }, known ? text(value) : "—");
+  }
+
+  function comparisonRow(campaign, stats) {
+    const link = el("a", { href: `#/campaigns/${Number(campaign.id)}` }, campaign.name);
+    const visitsPerShare = stats.share_clicks > 0 ? stats.visits / stats.share_clicks : null;
+    // Conversions come with conversion tracking; until the stats carry them the column says "—".
+    const cells = [
+      measure(stats.share_rate, (v) => percent.format(v)),
+      measure(visitsPerShare, (v) => decimal.format(v)),
+      measure(stats.emv, (v) => money(v, stats.currency)),
+      measure(stats.conversions, (v) => integer.format(v)),
+      measure(stats.conversion_value, (v) => money(v, stats.currency)),
+    ];
+    const tr = el(
+      "tr",
+      { "data-campaign-id": String(Number(campaign.id)) },
+      el("th", { scope: "row", class: "name" }, link),
+      el("td", { class: "nowrap" }, formatDate(campaign.sent_at)),
+      el("td", { class: "num" }, integer.format(stats.recipients)),
+      ...cells,
+    );
+    return { tr, cells };
+  }
+
+  // Bold the highest value of each column (when it is above zero and there is a comparison).
+  function markBest(rows) {
+    if (rows.length < 2) return;
+    for (let column = 0; column < rows[0].length; column += 1) {
+      const values = rows.map((cells) => cells[column].dataset.value);
+      const numbers = values.filter((v) => v !== "").map(Number);
+      const best = Math.max(...numbers);
+      if (!numbers.length || !(best > 0)) continue;
+      for (const cells of rows) {
+        const cell = cells[column];
+        if (cell.dataset.value !== "" && Number(cell.dataset.value) === best) {
+          cell.classList.add("best");
+          cell.append(el("span", { class: "sr-only" }, " (best)"));
+        }
+      }
+    }
+  }
+
   // --- wiring -----------------------------------------------------------------------------------
 
   $("sign-in-form").addEventListener("submit", signIn);
@@ -533,6 +721,13 @@
   $("campaigns-more").addEventListener("click", () => loadCampaigns(generation, listCursor));
   $("ts-metric").addEventListener("change", reloadTimeseries);
   $("ts-interval").addEventListener("change", reloadTimeseries);
+  $("overview-refresh").addEventListener("click", route);
+  $("teams-days").addEventListener("change", () => {
+    const gen = generation;
+    loadTeams(gen).catch((error) => {
+      if (gen === generation) handleError(error, $("overview-error"));
+    });
+  });
   window.addEventListener("hashchange", route);
   route();
 })();
