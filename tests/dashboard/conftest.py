@@ -48,7 +48,7 @@ from fastapi import FastAPI
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.models import Amplifier, ClickRollup, Delivery, Link
+from app.models import Amplifier, Campaign, ClickRollup, Delivery, Link
 from tests.factories import OrgClients
 
 CHROMIUM = "/usr/bin/chromium"
@@ -275,6 +275,12 @@ async def seed_overview(
                 await click(http, codes[(who, network, kind)], human(agent))
         await app.state.tracking.recorder.flush()
         await mark_sent(sessionmaker, campaign_id, when[name])
+        async with sessionmaker.begin() as session:
+            await session.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id)
+                .values(status="sent", sent_at=when[name])
+            )
         await _move_rollups(sessionmaker, [link.id for link in links], when[name])
     return overview
 

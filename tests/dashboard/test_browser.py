@@ -1,14 +1,16 @@
 """End to end in headless Chromium (Debian's `chromium` driven by Playwright) against the app
-served over real HTTP: sign-in, the seeded numbers, live updates after a click, sign-out, and
-the amplifier pages. Screenshots go to the `artifacts` directory (printed at the end)."""
+served over real HTTP: sign-in, the seeded numbers, live updates after a click, sign-out, the
+amplifier pages, the organization overview and a young campaign's chart. Screenshots go to the
+`artifacts` directory (printed at the end)."""
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from app.core.public_links import DIGEST, IMPACT, page_token, unsubscribe_token
-from tests.dashboard.conftest import CAMPAIGN_NAME, MESSAGES, ROSTER, Seed, Tab
+from tests.dashboard.conftest import CAMPAIGN_NAME, MESSAGES, ROSTER, Overview, Seed, Tab
 from tests.factories import OrgClients
 
 pytestmark = pytest.mark.usefixtures("dashboard_app")
@@ -257,4 +259,121 @@ class TestTwoCampaigns:
 
         response = await page.goto(f"/m/{token[:-2]}xx")
         assert response is not None and response.status == 404
+        assert tab.problems == []
+
+
+BERLIN = ZoneInfo("Europe/Berlin")  # the tab's time zone
+
+
+async def row_texts(tab: Tab, selector: str) -> list[str]:
+    texts: list[str] = await tab.page.locator(f"{selector} > *").all_text_contents()
+    return texts
+
+
+class TestOverview:
+    async def test_engagement_by_month_teams_and_campaigns_side_by_side(
+        self, tab: Tab, overview: Overview, artifacts: Path
+    ) -> None:
+        page = tab.page
+        await sign_in(tab, overview.org.viewer.key)
+        await page.locator("#campaign-rows tr").first.wait_for()
+        await page.click("#nav >> text=Overview")
+        await page.locator("#view-overview").wait_for(state="visible")
+        assert page.url.endswith("#/overview")
+        assert await page.get_attribute('[data-nav="overview"]', "aria-current") == "page"
+        assert await page.get_attribute('[data-nav="campaigns"]', "aria-current") is None
+
+        # the engagement index by month, in the browser's zone, from last month on
+        last_month = f"{overview.earlier.astimezone(BERLIN):%b %Y}"
+        this_month = f"{overview.recent.astimezone(BERLIN):%b %Y}"
+        chart = page.locator("#chart-engagement > svg")
+        await chart.wait_for()
+        assert await chart.locator("title").first.text_content() == (
+            "Engagement index per month (Europe/Berlin)"
+        )
+        description = await chart.locator("desc").text_content() or ""
+        assert description.startswith("Engagement index: ") and f"from {last_month}" in description
+        assert f"highest 50% at {last_month}" in description
+        assert (await chart.bounding_box() or {}).get("width", 0) > 300
+
+        # the months, newest first, hand-computed in conftest.py (OVERVIEW)
+        earlier = f"#month-rows [data-month='{overview.earlier.astimezone(BERLIN):%Y-%m}']"
+        recent = f"#month-rows [data-month='{overview.recent.astimezone(BERLIN):%Y-%m}']"
+        await page.locator(earlier).wait_for()
+        assert await row_texts(tab, earlier) == [last_month, "6", "6", "3", "50%", "4"]
+        assert await row_texts(tab, recent) == [this_month, "6", "6", "1", "16.7%", "2"]
+        months = await page.locator("#month-rows tr").evaluate_all(
+            "rows => rows.map(r => r.dataset.month)"
+        )
+        assert months == sorted(months, reverse=True) and months[-1] == earlier.split("'")[1]
+
+        # teams: one row per tag, alphabetical
+        await page.locator("#team-rows tr").nth(2).wait_for()
+        teams = await page.locator("#team-rows tr").evaluate_all(
+            "rows => rows.map(r => [...r.children].map(c => c.textContent))"
+        )
+        assert teams == [
+            ["eng", "2", "2", "1", "50%", "1", "1", "$5.58"],
+            ["marketing", "2", "2", "1", "50%", "1", "2", "$11.16"],
+            ["sales", "2", "2", "2", "100%", "2", "3", "$16.74"],
+        ]
+        assert await page.locator("#teams-table th[scope=col]").count() == 8
+
+        # campaigns side by side, latest first; conversions "—" until the stats carry them
+        await page.locator("#compare-rows tr").nth(2).wait_for()
+        compared = await page.locator("#compare-rows tr").evaluate_all(
+            "rows => rows.map(r => [r.children[0].textContent,"
+            " ...[...r.children].slice(2).map(c => c.textContent)])"
+        )
+        assert compared == [
+            ["Quiet note", "6", "0%", "—", "$0.00", "—", "—"],
+            ["Winter webinar", "6", "16.7%", "2 (best)", "$11.16", "—", "—"],
+            ["Autumn launch", "6", "50% (best)", "1.3", "$22.32 (best)", "—", "—"],
+        ]
+        best = page.locator("#compare-rows td.best")
+        assert await best.count() == 3
+        await page.screenshot(path=artifacts / "10-overview.png", full_page=True)
+
+        # a row opens its campaign
+        await page.click("#compare-rows >> text=Autumn launch")
+        await expect_text(tab, "#campaign-name", "Autumn launch")
+        assert await page.get_attribute('[data-nav="campaigns"]', "aria-current") == "page"
+        await page.go_back()
+        await page.locator("#compare-rows tr").nth(2).wait_for()
+
+        await page.set_viewport_size({"width": 390, "height": 844})
+        await page.screenshot(path=artifacts / "11-overview-phone.png", full_page=True)
+        assert tab.problems == []
+
+    async def test_an_organization_without_digests(self, tab: Tab, org_b: OrgClients) -> None:
+        await sign_in(tab, org_b.viewer.key, "?refresh=1#/overview")
+        await tab.page.locator("#months-empty").wait_for(state="visible")
+        await tab.page.locator("#teams-empty").wait_for(state="visible")
+        await tab.page.locator("#compare-empty").wait_for(state="visible")
+        desc = await tab.page.locator("#chart-engagement > svg > desc").text_content()
+        assert desc == "No data yet."
+        assert tab.problems == []
+
+
+class TestYoungCampaign:
+    async def test_one_hour_of_data_is_one_labelled_column(
+        self, tab: Tab, seed: Seed, artifacts: Path
+    ) -> None:
+        # The seed's clicks all came this hour: the chart has a single bucket.
+        await sign_in(tab, seed.org.viewer.key, f"?refresh=1#/campaigns/{seed.campaign_id}")
+        chart = tab.page.locator("#chart-visits > svg")
+        await chart.wait_for()
+        description = await chart.locator("desc").text_content() or ""
+        assert description.startswith("Visits: one point, ") and description.endswith(": 3.")
+        assert await chart.locator("polyline").count() == 0
+        column = chart.locator("rect.single")
+        box = await column.bounding_box()
+        whole = await chart.bounding_box()
+        assert box is not None and whole is not None
+        assert box["width"] < whole["width"] / 4 and box["height"] > 20
+        middle = box["x"] + box["width"] / 2
+        assert abs(middle - (whole["x"] + whole["width"] / 2)) < whole["width"] / 10
+        await tab.page.locator("#chart-visits").screenshot(
+            path=artifacts / "12-young-campaign-chart.png"
+        )
         assert tab.problems == []

@@ -655,7 +655,7 @@
   async function loadComparison(gen) {
     const campaigns = (await allItems("/api/v1/campaigns", {}))
       .filter((c) => c.status !== "draft" && c.status !== "scheduled")
-      .sort((a, b) => String(b.sent_at || b.created_at).localeCompare(String(a.sent_at || a.created_at)))
+      .sort((a, b) => latestFirst(a, b))
       .slice(0, COMPARED_CAMPAIGNS);
     const stats = await Promise.all(
       campaigns.map((c) => getJson(`/api/v1/campaigns/${Number(c.id)}/stats`)),
@@ -665,6 +665,11 @@
     markBest(rows.map((row) => row.cells));
     $("compare-rows").replaceChildren(...rows.map((row) => row.tr));
     $("compare-empty").hidden = rows.length > 0;
+  }
+
+  function latestFirst(a, b) {
+    const when = (c) => String(c.sent_at || c.created_at);
+    return when(b).localeCompare(when(a)) || Number(b.id) - Number(a.id);
   }
 
   // A cell of a compared number: its value (null: not available, shown as "—") and its text.
