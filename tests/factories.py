@@ -1,5 +1,6 @@
 """Plain async factories for test data."""
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,3 +84,18 @@ def campaign_payload(**fields: Any) -> dict[str, Any]:
     }
     payload.update(fields)
     return payload
+
+
+def metric_sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text exposition (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    pattern = re.escape(name) + (r"\{" + re.escape(wanted) + r"\}" if labels else "") + r" (\S+)"
+    match = re.search("^" + pattern + "$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+async def scrape_metrics(client: httpx.AsyncClient) -> str:
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return response.text

@@ -10,25 +10,11 @@ import pytest
 
 from app.core.logging import log_handler
 from app.main import create_app
+from tests.factories import metric_sample, scrape_metrics
 from tests.tracking.conftest import (
     CHROME,
     sent_campaign,  # noqa: F401  (a fixture)
 )
-
-
-def _sample(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus text exposition (0 when absent)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    pattern = re.escape(name) + (r"\{" + re.escape(wanted) + r"\}" if labels else "") + r" (\S+)"
-    match = re.search("^" + pattern + "$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
-
-
-async def _metrics(client) -> str:
-    response = await client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    return response.text
 
 
 class TestMetrics:
@@ -41,7 +27,7 @@ class TestMetrics:
     ) -> None:
         sent = await sent_campaign()
         code = sent.code("ada@example.com", 0, "x", "visit")
-        before = await _metrics(client)
+        before = await scrape_metrics(client)
         for _ in range(3):
             assert (
                 await client.get(f"/r/{code}", headers={"user-agent": CHROME})
@@ -49,10 +35,10 @@ class TestMetrics:
         assert (await client.get("/r/nope-nope")).status_code == 404
         await app.state.tracking.recorder.flush()
         await org_a.viewer.get(f"/api/v1/campaigns/{sent.campaign_id}/stats")
-        after = await _metrics(client)
+        after = await scrape_metrics(client)
 
         def grew(name: str, **labels: str) -> float:
-            return _sample(after, name, **labels) - _sample(before, name, **labels)
+            return metric_sample(after, name, **labels) - metric_sample(before, name, **labels)
 
         redirect = {"route": "/r/{code}", "method": "GET"}
         assert grew("amplify_http_requests_total", **redirect, status="302") == 3

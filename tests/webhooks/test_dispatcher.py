@@ -11,7 +11,7 @@ from app.core.db import session_scope
 from app.models import WebhookEndpoint, WebhookEvent, WebhookMessage
 from app.webhooks.events import Event, EventType, emit, emit_events
 from app.webhooks.store import purge_finished
-from tests.factories import OrgClients
+from tests.factories import OrgClients, metric_sample, scrape_metrics
 from tests.sending.conftest import wait_until
 from tests.webhooks.conftest import FAST_RETRIES, create_endpoint
 from tests.webhooks.receiver import Received, Receiver
@@ -177,6 +177,51 @@ class TestRetries:
 async def _disabled(org: OrgClients, hook_id: int) -> bool:
     response = await org.admin.get(f"/api/v1/webhooks/{hook_id}")
     return response.json()["enabled"] is False
+
+
+class TestMetrics:
+    async def test_pending_delivered_and_failed(
+        self,
+        app: FastAPI,
+        client: Any,
+        private_org: OrgClients,
+        receiver: Receiver,
+        run_dispatcher: Any,
+    ) -> None:
+        async def always_fail(_request: Received, _seen: int) -> int:
+            return 500
+
+        failing = Receiver(always_fail)
+        await failing.start()
+        try:
+            await create_endpoint(private_org, receiver.url, ["campaign.sent"])
+            await create_endpoint(private_org, failing.url, ["campaign.sent"])
+            before = await scrape_metrics(client)
+            for n in range(3):
+                await _emit(app, private_org, EventType.CAMPAIGN_SENT, {"campaign_id": n})
+            pending = await scrape_metrics(client)
+            assert metric_sample(pending, "amplify_webhook_events_pending") == 3  # in the outbox
+            async with run_dispatcher():
+                await wait_until(lambda: _pending_is(client, 0))
+            after = await scrape_metrics(client)
+        finally:
+            await failing.stop()
+
+        def grew(outcome: str) -> float:
+            name = "amplify_webhook_events_total"
+            return metric_sample(after, name, outcome=outcome) - metric_sample(
+                before, name, outcome=outcome
+            )
+
+        tries = len(FAST_RETRIES) + 1
+        assert grew("delivered") == 3
+        assert grew("failed") == 3  # the failing endpoint's three messages, after every try
+        assert grew("retried") == 3 * (tries - 1)
+        assert len(failing.received) == 3 * tries and len(receiver.received) == 3
+
+
+async def _pending_is(client: Any, count: int) -> bool:
+    return metric_sample(await scrape_metrics(client), "amplify_webhook_events_pending") == count
 
 
 class TestTargetsAtDelivery:
