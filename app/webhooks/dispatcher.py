@@ -38,6 +38,7 @@ CLICK_FAN_OUT_SECONDS = 1.0
 CLAIM_BATCH = 500
 ERROR_PAUSE_SECONDS = 2.0
 LANE_CONNECTIONS = 4
+REFILL_FRACTION = 4  # claim again once a quarter of the posting slots are free
 PURGE_EVERY_SECONDS = 3600.0
 
 
@@ -128,6 +129,7 @@ class Dispatcher:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._results: list[PostResult] = []
         self.concurrency = settings.webhook_concurrency
+        self._refill_at = max(1, self.concurrency // REFILL_FRACTION)
         self._lanes: list[Lane] = []
         self._clicks_fanned_at = float("-inf")
         self.delivered = 0
@@ -188,7 +190,8 @@ class Dispatcher:
 
     async def _claim(self) -> float:
         free = self.concurrency - len(self._in_flight)
-        if free <= 0:
+        # Refill in batches: a claim for every freed slot would cost a transaction per post.
+        if free < self._refill_at and self._in_flight:
             self._slot_freed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot_freed.wait(), 1.0)
