@@ -20,6 +20,7 @@ PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#8b5cf6", "#ef4444", "#0891b2")
 MAX_LINE_POINTS = 1000  # more points than pixels only bloat the markup
 MAX_DOTS = 60  # points with a hover dot and tooltip
 CHAR_WIDTH = 7.5  # a generous advance of one 12 px sans-serif character, for truncation
+SINGLE_COLUMN_WIDTH = 56  # the one bucket of a series too young for a line
 
 # Characters XML 1.0 cannot hold at all (most C0 controls, lone surrogates, U+FFFE/U+FFFF).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -256,9 +257,6 @@ def line_chart(
                 f"{_text(series.lower())}</title></circle>"
             )
     return _svg("line", height, title, desc, body)
-
-
-SINGLE_COLUMN_WIDTH = 56
 
 
 def _column(centre: float, value_y: float, base_y: float, value: str) -> str:
