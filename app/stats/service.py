@@ -33,6 +33,7 @@ from app.models import (
     DeliveryStatus,
     Engagement,
     Message,
+    VariantCount,
 )
 from app.stats import cpc
 from app.stats.schemas import (
@@ -50,6 +51,7 @@ from app.stats.schemas import (
     NetworkCounts,
     TimePoint,
     Timeseries,
+    VariantStats,
 )
 from app.tracking.counters import EVERY_MESSAGE, EVERY_NETWORK
 
@@ -379,7 +381,9 @@ async def message_stats(
 ) -> MessageStats:
     found = (
         await session.execute(
-            select(Message.id, Message.campaign_id, Campaign.networks)
+            select(
+                Message.id, Message.campaign_id, Message.text, Message.variants, Campaign.networks
+            )
             .join(Campaign, Campaign.id == Message.campaign_id)
             .where(Message.id == message_id, Campaign.organization_id == organization_id)
         )
@@ -416,6 +420,45 @@ async def message_stats(
         unique_visitors=total.unique_visitors,
         bot_clicks=total.bot_clicks,
         by_network=by_network,
+        by_variant=await variant_stats(
+            session,
+            campaign_id=row.campaign_id,
+            message_id=message_id,
+            texts=[row.text, *(variant["text"] for variant in row.variants or [])],
+        ),
+    )
+
+
+async def variant_stats(
+    session: AsyncSession, *, campaign_id: int, message_id: int, texts: Sequence[str]
+) -> list[VariantStats]:
+    """A message's numbers per copy variant (`texts[v]` is variant v's text), read from its
+    variant counters: one row per variant whatever the roster size."""
+    V = VariantCount
+    rows = {
+        row.variant: row
+        for row in (
+            await session.execute(
+                select(V).where(V.campaign_id == campaign_id, V.message_id == message_id)
+            )
+        ).scalars()
+    }
+    return [_variant_answer(variant, text, rows.get(variant)) for variant, text in enumerate(texts)]
+
+
+def _variant_answer(variant: int, text: str, row: VariantCount | None) -> VariantStats:
+    if row is None:  # not sent yet
+        row = VariantCount(recipients=0, sharers=0, share_clicks=0, visits=0, unique_visitors=0)
+    return VariantStats(
+        variant=variant,
+        text=text,
+        recipients=row.recipients,
+        sharers=row.sharers,
+        share_rate=row.sharers / row.recipients if row.recipients else 0.0,
+        share_clicks=row.share_clicks,
+        visits=row.visits,
+        unique_visitors=row.unique_visitors,
+        visits_per_share=row.visits / row.share_clicks if row.share_clicks else 0.0,
     )
 
 
