@@ -12,6 +12,9 @@ User-Agent (its own visitor, so no burst):
 sent 3, sharers 2 (ada, bob), share clicks 2, visits 3, unique visitors 3,
 potential reach ada linkedin 500 + bob x (no audience) 0 = 500,
 EMV linkedin 2 × 5.58 + x 1 × 0.38 = 11.54 USD.
+M1's copy variants, dealt in roster order: ada and cy the base text, bob variant 1. Base text:
+2 recipients, 1 sharer (50%), 1 share click, 2 visits (2 per share); variant 1: 1 recipient,
+1 sharer (100%), 1 share click, 1 visit.
 """
 
 import asyncio
@@ -53,7 +56,11 @@ ROSTER: list[dict[str, Any]] = [
     {"email": "cy@example.com", "name": "Cy", "networks": ["linkedin"]},
 ]
 MESSAGES = [
-    {"text": "We <b>launched</b> & it's live", "url": "https://example.com/launch"},
+    {
+        "text": "We <b>launched</b> & it's live",
+        "url": "https://example.com/launch",
+        "variants": [{"text": "Another <i>wording</i>"}],
+    },
     {"text": "Read the story", "url": "https://example.com/story"},
 ]
 
