@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -435,20 +436,29 @@ async def variant_stats(
     """A message's numbers per copy variant (`texts[v]` is variant v's text), read from its
     variant counters: one row per variant whatever the roster size."""
     V = VariantCount
-    rows = {
-        row.variant: row
-        for row in (
-            await session.execute(
-                select(V).where(V.campaign_id == campaign_id, V.message_id == message_id)
-            )
-        ).scalars()
-    }
-    return [_variant_answer(variant, text, rows.get(variant)) for variant, text in enumerate(texts)]
+    rows = await session.execute(
+        select(
+            V.variant,
+            V.recipients,
+            V.sharers,
+            V.share_clicks,
+            V.visits,
+            V.unique_visitors,
+        ).where(V.campaign_id == campaign_id, V.message_id == message_id)
+    )
+    counted = {row.variant: row for row in rows.all()}
+    return [
+        _variant_answer(variant, text, counted.get(variant)) for variant, text in enumerate(texts)
+    ]
 
 
-def _variant_answer(variant: int, text: str, row: VariantCount | None) -> VariantStats:
-    if row is None:  # not sent yet
-        row = VariantCount(recipients=0, sharers=0, share_clicks=0, visits=0, unique_visitors=0)
+# A variant's counters before its campaign is sent.
+_UNSENT = SimpleNamespace(recipients=0, sharers=0, share_clicks=0, visits=0, unique_visitors=0)
+
+
+def _variant_answer(variant: int, text: str, row: Any) -> VariantStats:
+    """One variant's answer from its counter row (None before the campaign is sent)."""
+    row = row or _UNSENT
     return VariantStats(
         variant=variant,
         text=text,

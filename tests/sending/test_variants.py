@@ -8,9 +8,12 @@ from email.message import EmailMessage
 from typing import Any
 
 import httpx
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app.models import Link, LinkKind
+from app.sending.variants import recipients_per_variant, variant_of, variants_of_rank
 from tests.factories import OrgClients
 from tests.sending.conftest import make_campaign, make_roster, send_campaign, wait_for_status
 from tests.sending.smtp import SmtpServer
@@ -45,6 +48,25 @@ async def _by_variant(org: OrgClients, message_id: int) -> list[dict[str, Any]]:
     response = await org.viewer.get(f"/api/v1/messages/{message_id}/stats")
     assert response.status_code == 200, response.text
     return list(response.json()["by_variant"])
+
+
+class TestDealing:
+    @given(recipients=st.integers(0, 3_000), variant_count=st.integers(1, 11))
+    def test_the_counts_written_at_the_snapshot_are_the_deal(
+        self, recipients: int, variant_count: int
+    ) -> None:
+        dealt = Counter(variant_of(rank, variant_count) for rank in range(recipients))
+        counts = recipients_per_variant(recipients, variant_count)
+        assert counts == [dealt[variant] for variant in range(variant_count)]
+        assert sum(counts) == recipients and max(counts) - min(counts) <= 1
+
+    def test_each_message_is_dealt_on_its_own(self) -> None:
+        assert [variants_of_rank(rank, (1, 2, 3)) for rank in range(4)] == [
+            (0, 0, 0),
+            (0, 1, 1),
+            (0, 0, 2),
+            (0, 1, 0),
+        ]
 
 
 class TestAssignment:
