@@ -107,8 +107,10 @@ async def create_campaign(
     name: str = "Bench launch",
     intro: str = "Three things worth sharing this week.",
     messages: int = 3,
+    variants: int = 0,
 ) -> dict[str, Any]:
-    """A draft campaign of `messages` messages on every bench network, through the API."""
+    """A draft campaign of `messages` messages on every bench network, through the API, each
+    with `variants` copy variants beside its base text."""
     response = await http.post(
         "/api/v1/campaigns",
         headers=headers,
@@ -121,6 +123,10 @@ async def create_campaign(
                 {
                     "text": f"Message {n}: we shipped something great",
                     "url": f"https://example.com/{n}",
+                    "variants": [
+                        {"text": f"Message {n}, wording {v + 1}: something great shipped"}
+                        for v in range(variants)
+                    ],
                 }
                 for n in range(messages)
             ],

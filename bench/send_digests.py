@@ -2,7 +2,7 @@
 in the same run (one pre-rendered message blasted over the same number of connections).
 
     python bench/send_digests.py [--amplifiers 10000] [--connections 4] [--database-url URL]
-                                 [--dkim off,ed25519,rsa] [--rounds 2]
+                                 [--dkim off,ed25519,rsa] [--rounds 2] [--variants 0]
 
 Each DKIM mode sends the whole roster once per round (a campaign each), rounds interleaved, in the
 same run, so signing costs read as ratios to the unsigned send. Every send shows the personal
@@ -129,11 +129,15 @@ async def blast(config: SmtpConfig, connections: int, total: int, message: bytes
     return time.perf_counter() - started
 
 
-async def send_campaign(app: Any, headers: dict[str, str], label: str) -> tuple[int, float]:
+async def send_campaign(
+    app: Any, headers: dict[str, str], label: str, variants: int = 0
+) -> tuple[int, float]:
     """A campaign to the whole roster, sent (snapshot taken); its id and the snapshot's time."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
-        campaign = await create_campaign(http, headers, name=f"Bench launch {label}")
+        campaign = await create_campaign(
+            http, headers, name=f"Bench launch {label}", variants=variants
+        )
         started = time.perf_counter()
         response = await http.post(f"/api/v1/campaigns/{campaign['id']}/send", headers=headers)
         assert response.status_code == 202, response.text
@@ -179,7 +183,7 @@ async def send_phase(
 ) -> tuple[float, int, int, float]:
     """Send one campaign to the roster with DKIM `mode`: seconds, sent, unique ids, snapshot."""
     maker = app.state.sessionmaker
-    campaign_id, snapshot_seconds = await send_campaign(app, headers, mode)
+    campaign_id, snapshot_seconds = await send_campaign(app, headers, mode, args.variants)
     worker = build_worker(settings, maker, app.state.signer)  # signs as the settings say
     profiler = cProfile.Profile() if args.profile else None
     if profiler:
@@ -319,6 +323,12 @@ async def main() -> int:
         default=2,
         help="send the roster this many times per DKIM mode, modes interleaved; the best counts",
     )
+    parser.add_argument(
+        "--variants",
+        type=int,
+        default=0,
+        help="copy variants per message beside its base text (0-10), dealt across the roster",
+    )
     args = parser.parse_args()
     modes = [m.strip() for m in args.dkim.split(",") if m.strip()]
     if not modes or any(m not in ("off", "ed25519", "rsa") for m in modes):
@@ -388,7 +398,7 @@ async def main() -> int:
     print(f"database                 {url.split(':')[0]}")
     print(
         f"amplifiers               {args.amplifiers} (3 messages x {len(NETWORKS)} networks each,"
-        f" {len(SUPPORTED)} languages, half with points)"
+        f" {len(SUPPORTED)} languages, half with points, {1 + args.variants} wordings per message)"
     )
     print(f"sink ceiling (blast)     {ceiling:,.0f} mails/s over {args.connections} connections")
     ok = sink_count in (-1, (1 + len(phases) * args.rounds) * args.amplifiers)

@@ -28,6 +28,7 @@ MAX_TEXT_LENGTH = 3_000
 MAX_INTRO_LENGTH = 5_000
 MAX_URL_LENGTH = 2_048
 MAX_TRANSLATIONS = 50
+MAX_VARIANTS = 10
 
 
 def _valid_unicode(value: str) -> str:
@@ -163,11 +164,31 @@ class CampaignTranslation(InputModel):
     _no_null = field_validator("subject", "intro", mode="before")(_refuse_null)
 
 
-class MessageTranslation(InputModel):
-    """A message in one language. The X weight rule applies to it as to the base text."""
+class MessageCopy(InputModel):
+    """A text of the message with its per-network texts; the X weight rule applies to it as
+    to the base text."""
 
     text: MessageText
     network_text: NetworkTexts = Field(default_factory=dict)
+
+
+class MessageTranslation(MessageCopy):
+    """A message in one language. The X weight rule applies to it as to the base text."""
+
+
+class MessageVariant(MessageCopy):
+    """Another wording of the message, in its base language. The X weight rule applies to it
+    as to the base text."""
+
+
+VARIANTS_DOC = (
+    f"Up to {MAX_VARIANTS} other wordings; the base text is variant 0, these are 1, 2 … Each "
+    "recipient gets one variant per message, assigned evenly at send time. A translation for "
+    "the amplifier's language is shown instead of any variant."
+)
+MessageVariants = Annotated[
+    list[MessageVariant], Field(max_length=MAX_VARIANTS, description=VARIANTS_DOC)
+]
 
 
 TRANSLATIONS_DOC = (
@@ -205,6 +226,7 @@ class MessageIn(InputModel):
     hashtags: Hashtags = Field(default_factory=list)
     image_url: Url | None = None
     translations: MessageTranslations = Field(default_factory=dict)
+    variants: MessageVariants = Field(default_factory=list)
 
 
 class MessageCreate(MessageIn):
@@ -219,7 +241,7 @@ class MessageUpdate(InputModel):
     # Absent means "keep"; `null` is refused except for image_url, where it removes the image.
     model_config = ConfigDict(
         json_schema_extra=hide_null(
-            "text", "url", "network_text", "hashtags", "position", "translations"
+            "text", "url", "network_text", "hashtags", "position", "translations", "variants"
         )
     )
 
@@ -230,9 +252,17 @@ class MessageUpdate(InputModel):
     image_url: Url | None = None
     position: Position | None = None
     translations: MessageTranslations | None = None
+    variants: MessageVariants | None = None
 
     _no_null = field_validator(
-        "text", "url", "network_text", "hashtags", "position", "translations", mode="before"
+        "text",
+        "url",
+        "network_text",
+        "hashtags",
+        "position",
+        "translations",
+        "variants",
+        mode="before",
     )(_refuse_null)
 
 
@@ -269,6 +299,11 @@ class CampaignUpdate(InputModel):
     )(_refuse_null)
 
 
+class VariantRead(OutputModel):
+    text: str
+    network_text: dict[str, str]
+
+
 class MessageRead(OutputModel):
     id: int
     campaign_id: int
@@ -279,6 +314,7 @@ class MessageRead(OutputModel):
     image_url: str | None
     position: int
     translations: dict[str, dict[str, Any]]
+    variants: list[VariantRead]
 
 
 class AudienceRead(OutputModel):

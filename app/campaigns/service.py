@@ -14,6 +14,7 @@ from app.campaigns.schemas import (
     CampaignCreate,
     CampaignTranslation,
     CampaignUpdate,
+    MessageCopy,
     MessageCreate,
     MessageIn,
     MessageTranslation,
@@ -187,13 +188,12 @@ def x_text_errors(
         return []
     errors: list[dict[str, Any]] = []
     for index, message in messages:
-        for locale, text in message.x_texts():
+        for path, where, text in message.x_texts():
             weight = xtext.post_weight(text, message.hashtags)
             if weight > xtext.MAX_WEIGHT:
-                where = f" ({locale} translation)" if locale else ""
                 errors.append(
                     {
-                        "loc": loc(index) + (["translations", locale] if locale else []),
+                        "loc": loc(index) + path,
                         "msg": f"message {index}{where}: the X post weighs {weight}, more than "
                         f"{xtext.MAX_WEIGHT} (text, ' #tag' per hashtag, a space and the link "
                         f"counted as {xtext.URL_WEIGHT})",
@@ -234,14 +234,16 @@ def _new_message(data: MessageIn, *, position: int) -> Message:
         hashtags=list(data.hashtags),
         image_url=data.image_url,
         translations=_message_translations(data.translations),
+        variants=[_stored_copy(v) for v in data.variants],
     )
 
 
+def _stored_copy(copy: MessageCopy) -> dict[str, Any]:
+    return {"text": copy.text, "network_text": {str(n): v for n, v in copy.network_text.items()}}
+
+
 def _message_translations(translations: Mapping[str, MessageTranslation]) -> dict[str, Any]:
-    return {
-        locale: {"text": t.text, "network_text": {str(n): v for n, v in t.network_text.items()}}
-        for locale, t in translations.items()
-    }
+    return {locale: _stored_copy(t) for locale, t in translations.items()}
 
 
 def _campaign_translations(
@@ -431,13 +433,22 @@ async def update_message(
         if data.translations is None
         else _message_translations(data.translations)
     )
+    variants = (
+        message.variants
+        if data.variants is None
+        else [_stored_copy(variant) for variant in data.variants]
+    )
     # Check what the message would become before touching it.
     after = Message(
-        text=text, network_text=network_text, hashtags=hashtags, translations=translations
+        text=text,
+        network_text=network_text,
+        hashtags=hashtags,
+        translations=translations,
+        variants=variants,
     )
     _check_x(campaign.networks, [(position, after)], loc=_at("body"))
     message.text, message.network_text, message.hashtags = text, network_text, hashtags
-    message.translations = translations
+    message.translations, message.variants = translations, variants
     if data.url is not None:
         message.url = data.url
     if "image_url" in data.model_fields_set:

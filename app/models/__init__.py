@@ -19,6 +19,7 @@ from app.models.stats import (
     Engagement,
     MessageSharer,
     NetworkSharer,
+    VariantCount,
 )
 from app.models.suppression import Suppression
 from app.models.webhook import (
@@ -57,6 +58,7 @@ __all__ = [
     "Organization",
     "Role",
     "Suppression",
+    "VariantCount",
     "VisitorSalt",
     "WebhookAttempt",
     "WebhookEndpoint",

@@ -1,7 +1,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime, utcnow
@@ -32,5 +32,7 @@ class Link(Base):
         ForeignKey("amplifiers.id", ondelete="SET NULL")
     )
     network: Mapped[str] = mapped_column(String(16))
+    # The message's copy variant this amplifier got (0: the base text), fixed at the snapshot.
+    variant: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     target: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

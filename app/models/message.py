@@ -23,14 +23,23 @@ class Message(Base):
     translations: Mapped[dict[str, dict[str, Any]]] = mapped_column(
         JSONType, default=dict, server_default=sql_text("'{}'")
     )
+    # Variants 1, 2 … of the text, each {"text", "network_text"}; the base text is variant 0.
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONType, default=list, server_default=sql_text("'[]'")
+    )
 
     def text_for(self, network: str) -> str:
         return self.network_text.get(network) or self.text
 
-    def x_texts(self) -> list[tuple[str | None, str]]:
-        """The X text of the base message (locale None) and of every translation."""
-        texts: list[tuple[str | None, str]] = [(None, self.text_for("x"))]
+    def x_texts(self) -> list[tuple[list[str], str, str]]:
+        """Every text that may be posted to X: (where it is in the message, how to name it,
+        the X text) for the base text, each translation and each variant."""
+        texts: list[tuple[list[str], str, str]] = [([], "", self.text_for("x"))]
         for locale, translation in (self.translations or {}).items():
             network_text = translation.get("network_text") or {}
-            texts.append((locale, network_text.get("x") or translation.get("text") or self.text))
+            text = network_text.get("x") or translation.get("text") or self.text
+            texts.append((["translations", locale], f" ({locale} translation)", text))
+        for index, variant in enumerate(self.variants or []):
+            text = (variant.get("network_text") or {}).get("x") or variant["text"]
+            texts.append((["variants", str(index)], f" (variant {index + 1})", text))
         return texts

@@ -8,7 +8,16 @@ and UTC day). A deleted amplifier's rows keep their numbers under amplifier id 0
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, Numeric, String
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime, utcnow
@@ -104,6 +113,27 @@ class CampaignCount(Base):
     bot_clicks: Mapped[int] = mapped_column(Integer, default=0)
     sharers: Mapped[int] = mapped_column(Integer, default=0)
     potential_reach: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class VariantCount(Base):
+    """A message's numbers per copy variant (0: the base text). `recipients` is set when the
+    campaign's snapshot assigns the variants; the click flush adds the rest, `sharers` being
+    the amplifiers who became sharers of the message (each has one variant per message)."""
+
+    __tablename__ = "variant_counts"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    message_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    variant: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    recipients: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    share_clicks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    visits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unique_visitors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bot_clicks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sharers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class CampaignAmplifier(Base):

@@ -30,7 +30,7 @@ from app.models import (
     Delivery,
     Organization,
 )
-from app.sending.preview import campaign_content, share_urls_of_delivery
+from app.sending.preview import campaign_content, delivery_links
 from app.sending.render import digest_context, greeting
 from app.stats import impact as scoreboard
 from app.stats import service as stats
@@ -70,8 +70,11 @@ async def web_version(
     amplifier = await session.get(Amplifier, delivery.amplifier_id)
     if campaign is None or amplifier is None:
         raise PageNotFound("No such digest.")
-    shares = await share_urls_of_delivery(session, delivery_id=delivery.id, public_url=public_url)
-    content = (await campaign_content(session, campaign)).localized(amplifier.locale)
+    links = await delivery_links(session, delivery_id=delivery.id, public_url=public_url)
+    shares = links.share_urls
+    content = (await campaign_content(session, campaign)).localized(
+        amplifier.locale, links.variants
+    )
     with i18n.translating(amplifier.locale):
         hello = greeting(amplifier.name or "")
     return {

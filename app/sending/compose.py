@@ -34,8 +34,9 @@ CampaignLoader = Callable[[int], Awaitable[tuple[datetime, CampaignContent]]]
 ImpactLoader = Callable[[int], Awaitable[Board | None]]
 IMPACT_REFRESH = timedelta(minutes=5)
 
-# (chrome language, translation used by each text, networks, kind of impact block)
-PrototypeKey = tuple[str, tuple[str | None, ...], tuple[str, ...], str]
+# (chrome language, translation used by each text, networks, kind of impact block, variant
+# shown of each message: empty when every message shows its base text or a translation)
+PrototypeKey = tuple[str, tuple[str | None, ...], tuple[str, ...], str, tuple[int, ...]]
 
 
 @dataclass
@@ -58,6 +59,17 @@ class _CampaignCache:
             found = (i18n.chrome_locale(locale), self.content.translation_key(locale))
             self.languages[locale] = found
         return found
+
+    def variants_shown(self, job: Job) -> tuple[int, ...]:
+        """The variant each message shows this amplifier: a translated message shows its
+        translation whatever variant it was dealt, so it counts as 0."""
+        if not job.variants:
+            return ()
+        _, translations = self.language(job.locale)
+        return tuple(
+            0 if translated else job.variants.get(message.id, 0)
+            for message, translated in zip(self.content.messages, translations[1:], strict=True)
+        )
 
 
 class DigestComposer:
@@ -118,10 +130,10 @@ class DigestComposer:
     @staticmethod
     def _prototype(campaign: _CampaignCache, job: Job, impact: str) -> DigestPrototype:
         language, translation = campaign.language(job.locale)
-        key = (language, translation, job.networks, impact)
+        key = (language, translation, job.networks, impact, campaign.variants_shown(job))
         prototype = campaign.prototypes.get(key)
         if prototype is None:
-            content = campaign.content.localized(job.locale)
+            content = campaign.content.localized(job.locale, job.variants)
             prototype = DigestPrototype(content, job.networks, locale=language, impact=impact)
             campaign.prototypes[key] = prototype
         return prototype

@@ -3,7 +3,7 @@
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -48,6 +48,9 @@ class MessageLinkSource:
     hashtags: Sequence[str]
     # locale tag → {"text", "network_text"?}
     translations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # variants 1, 2 … as stored: {"text", "network_text"}
+    variants: Sequence[Mapping[str, Any]] = ()
+    variant: int = 0  # the variant these texts are
 
     @classmethod
     def of(cls, message: Message) -> "MessageLinkSource":
@@ -58,22 +61,39 @@ class MessageLinkSource:
             network_text=message.network_text or {},
             hashtags=message.hashtags or [],
             translations=message.translations or {},
+            variants=message.variants or [],
         )
+
+    @property
+    def variant_count(self) -> int:
+        return 1 + len(self.variants)
 
     def translation_key(self, locale: str | None) -> str | None:
         return i18n.best_match(locale, {key: key for key in self.translations})
 
+    def with_variant(self, variant: int) -> "MessageLinkSource":
+        """The message in copy variant `variant` (0: the base text)."""
+        if variant == 0:
+            return self
+        chosen = self.variants[variant - 1]
+        return replace(
+            self,
+            text=chosen["text"],
+            network_text=dict(chosen.get("network_text") or {}),
+            variant=variant,
+        )
+
     def localized(self, locale: str | None) -> "MessageLinkSource":
-        """The message as an amplifier of `locale` shares it (the base text without a match)."""
+        """The message as an amplifier of `locale` shares it: a translation for its language
+        wins over the variant's text (the base text without a match)."""
         chosen = i18n.best_match(locale, self.translations)
         if not chosen:
             return self
-        return MessageLinkSource(
-            id=self.id,
+        return replace(
+            self,
             text=chosen.get("text") or self.text,
-            url=self.url,
             network_text=dict(chosen.get("network_text") or {}),
-            hashtags=self.hashtags,
+            translations={},
         )
 
 
@@ -100,8 +120,9 @@ LINK_COLUMNS = (
     "network",
     "target",
     "created_at",
+    "variant",
 )
-LinkRow = tuple[str, str, int, int, int, int, str, str, datetime]
+LinkRow = tuple[str, str, int, int, int, int, str, str, datetime, int]
 
 
 def link_rows(
@@ -142,6 +163,7 @@ def link_rows(
                     network,
                     visit_target_url,
                     created_at,
+                    message.variant,
                 )
             )
             rows.append(
@@ -155,6 +177,7 @@ def link_rows(
                     network,
                     share_target_url,
                     created_at,
+                    message.variant,
                 )
             )
     return rows

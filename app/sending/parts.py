@@ -37,6 +37,8 @@ class Job:
     share_urls: dict[tuple[int, str], str]
     networks: tuple[str, ...]
     locale: str = "en"
+    # message id → the copy variant this amplifier got (absent: the base text)
+    variants: dict[int, int] = field(default_factory=dict)
 
 
 class OutcomeStatus(StrEnum):

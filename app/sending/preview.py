@@ -1,10 +1,14 @@
 """Digest content for previews and web versions, from the campaign and its stored links."""
 
+from collections.abc import Mapping
+from typing import NamedTuple
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.amplifiers import service as amplifiers
 from app.campaigns import service as campaigns
+from app.core.errors import InvalidInput
 from app.core.public_links import (
     DIGEST,
     UNSUBSCRIBE,
@@ -28,22 +32,58 @@ async def campaign_content(session: AsyncSession, campaign: Campaign) -> Campaig
     return CampaignContent.of(campaign, campaign.messages, org_name or "")
 
 
-async def share_urls_of_delivery(
+class VariantOutOfRange(InvalidInput):
+    pass
+
+
+class DeliveryLinks(NamedTuple):
+    # (message id, network) → tracked share link
+    share_urls: dict[tuple[int, str], str]
+    # message id → the copy variant the amplifier got (absent: the base text)
+    variants: dict[int, int]
+
+
+async def delivery_links(
     session: AsyncSession, *, delivery_id: int, public_url: str
-) -> dict[tuple[int, str], str]:
+) -> DeliveryLinks:
     rows = await session.execute(
-        select(Link.message_id, Link.network, Link.code).where(
+        select(Link.message_id, Link.network, Link.code, Link.variant).where(
             Link.delivery_id == delivery_id, Link.kind == LinkKind.SHARE
         )
     )
-    return {(m, n): redirect_url(public_url, code) for m, n, code in rows.all()}
+    links = DeliveryLinks({}, {})
+    for message_id, network, code, variant in rows.all():
+        links.share_urls[(message_id, network)] = redirect_url(public_url, code)
+        if variant:
+            links.variants[message_id] = variant
+    return links
 
 
-def _draft_share_urls(
-    campaign: Campaign, networks: list[str], public_url: str, locale: str
+def variants_to_show(campaign: Campaign, variant: int) -> dict[int, int]:
+    """Variant `variant` of every message that has it (the others show their base text), or
+    VariantOutOfRange when no message has that many."""
+    most = max((1 + len(m.variants or []) for m in campaign.messages), default=1)
+    if not 0 <= variant < most:
+        raise VariantOutOfRange(
+            f"Variant {variant} does not exist: the campaign's messages have variants 0 to "
+            f"{most - 1}.",
+            errors=[{"loc": ["query", "variant"], "msg": f"must be between 0 and {most - 1}"}],
+        )
+    return {m.id: variant for m in campaign.messages if variant <= len(m.variants or [])}
+
+
+def _stand_in_share_urls(
+    campaign: Campaign,
+    networks: list[str],
+    public_url: str,
+    locale: str,
+    variants: Mapping[int, int],
 ) -> dict[tuple[int, str], str]:
     # Before sending no link exists yet: show the share intents with a stand-in visit link.
-    sources = [MessageLinkSource.of(m).localized(locale) for m in campaign.messages]
+    sources = [
+        MessageLinkSource.of(m).with_variant(variants.get(m.id, 0)).localized(locale)
+        for m in campaign.messages
+    ]
     return {
         (m.id, n): share_url(
             n,
@@ -67,11 +107,14 @@ async def preview_html(
     public_url: str,
     signer: Signer,
     locale: str | None = None,
+    variant: int | None = None,
 ) -> str:
-    """The digest's HTML; `locale` overrides the amplifier's language (chrome and content)."""
+    """The digest's HTML; `locale` overrides the amplifier's language (chrome and content),
+    `variant` the copy variant of every message (with stand-in share links)."""
     campaign = await campaigns.get(
         session, organization_id=organization_id, campaign_id=campaign_id
     )
+    chosen = variants_to_show(campaign, variant) if variant is not None else None
     name, email, amplifier_networks = "Alex Example", "alex@example.com", []
     language = "en"
     if amplifier_id is not None:
@@ -89,15 +132,17 @@ async def preview_html(
         if amplifier_id is not None
         else None
     )
+    links = None
+    web = stand_in_url(public_url, DIGEST)
     if delivery is not None:
-        shares = await share_urls_of_delivery(
-            session, delivery_id=delivery.id, public_url=public_url
-        )
-        networks = list(dict.fromkeys(n for _, n in shares))
+        links = await delivery_links(session, delivery_id=delivery.id, public_url=public_url)
+        networks = list(dict.fromkeys(n for _, n in links.share_urls))
         web = web_version_url(public_url, signer, delivery.id)
+    if links is not None and chosen is None:
+        shares, variants = links.share_urls, links.variants
     else:
-        shares = _draft_share_urls(campaign, networks, public_url, language)
-        web = stand_in_url(public_url, DIGEST)
+        variants = chosen or {}
+        shares = _stand_in_share_urls(campaign, networks, public_url, language, variants)
     unsubscribe = (
         unsubscribe_url(public_url, signer, amplifier_id)
         if amplifier_id
@@ -115,5 +160,6 @@ async def preview_html(
             locale=language,
         ),
         preview=True,
+        variants=variants,
     )
     return rendered.html

@@ -57,17 +57,20 @@ class MessageContent:
     image_url: str | None
     # locale tag → {"text", "network_text"?}, as stored
     translations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    variants: Sequence[str] = ()  # the texts of variants 1, 2 …
 
-    def localized(self, tag: str | None) -> "MessageContent":
+    def localized(self, tag: str | None, variant: int = 0) -> "MessageContent":
+        """The message as an amplifier of `tag` who got `variant` reads it: a translation for
+        the language wins over the variant (the base language's wording)."""
         chosen = i18n.best_match(tag, self.translations)
-        if not chosen:
+        if chosen:
+            text = chosen.get("text") or self.text
+        elif 0 < variant <= len(self.variants):
+            text = self.variants[variant - 1]
+        else:
             return self
         return MessageContent(
-            id=self.id,
-            position=self.position,
-            text=chosen.get("text") or self.text,
-            url=self.url,
-            image_url=self.image_url,
+            id=self.id, position=self.position, text=text, url=self.url, image_url=self.image_url
         )
 
 
@@ -99,21 +102,26 @@ class CampaignContent:
                     url=m.url,
                     image_url=m.image_url,
                     translations=m.translations or {},
+                    variants=[variant["text"] for variant in m.variants or []],
                 )
                 for m in messages
             ],
             translations=campaign.translations or {},
         )
 
-    def localized(self, tag: str | None) -> "CampaignContent":
-        """The content in the best translation for `tag` (each text falls back on its own)."""
+    def localized(
+        self, tag: str | None, variants: Mapping[int, int] | None = None
+    ) -> "CampaignContent":
+        """The content in the best translation for `tag` (each text falls back on its own),
+        each message in its variant from `variants` (message id → variant; absent: 0)."""
         chosen = i18n.best_match(tag, self.translations) or {}
+        variants = variants or {}
         return CampaignContent(
             organization_name=self.organization_name,
             name=self.name,
             subject=chosen.get("subject") or self.subject,
             intro=chosen.get("intro") or self.intro,
-            messages=[m.localized(tag) for m in self.messages],
+            messages=[m.localized(tag, variants.get(m.id, 0)) for m in self.messages],
         )
 
     def translation_key(self, tag: str | None) -> tuple[str | None, ...]:
@@ -410,10 +418,15 @@ class DigestPrototype:
 
 
 def render_digest(
-    campaign: CampaignContent, networks: Sequence[str], recipient: Recipient, *, preview: bool
+    campaign: CampaignContent,
+    networks: Sequence[str],
+    recipient: Recipient,
+    *,
+    preview: bool,
+    variants: Mapping[int, int] | None = None,
 ) -> RenderedDigest:
     """Render one digest directly (previews and web versions; mail uses a prototype)."""
-    localized = campaign.localized(recipient.locale)
+    localized = campaign.localized(recipient.locale, variants)
     with i18n.translating(recipient.locale):
         context = digest_context(
             localized,

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from app import i18n
-from app.campaigns.schemas import CampaignRead
+from app.campaigns.schemas import MAX_VARIANTS, CampaignRead
 from app.core.deps import EditorDep, SessionDep, SettingsDep, SignerDep, ViewerDep
 from app.core.errors import InvalidInput
 from app.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
@@ -123,6 +123,15 @@ async def preview_campaign(
             description="Show it in this language (e.g. `de`, `pt-BR`) instead of the amplifier's.",
         ),
     ] = None,
+    variant: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_VARIANTS,
+            description="Show this copy variant of every message that has it (0: the base "
+            "text), with share buttons prefilled with it; by default the amplifier's own.",
+        ),
+    ] = None,
 ) -> HTMLResponse:
     """The digest as this amplifier gets it (a sample amplifier when none is given)."""
     if locale is not None:
@@ -141,5 +150,6 @@ async def preview_campaign(
         public_url=settings.public_url,
         signer=signer,
         locale=locale,
+        variant=variant,
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})

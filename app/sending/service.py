@@ -22,6 +22,7 @@ from app.models import (
     DeliveryStatus,
 )
 from app.sending.links import LINK_COLUMNS, LinkRow, MessageLinkSource, link_rows, visit_targets
+from app.sending.variants import recipients_per_variant, variants_of_rank
 from app.tracking.codes import new_codes
 from app.webhooks.events import EventType, campaign_event, emit_events
 
@@ -155,21 +156,26 @@ async def send(
     networks_of = {amplifier_id: networks for amplifier_id, networks, _ in audience}
     locale_of = {amplifier_id: locale for amplifier_id, _, locale in audience}
     messages = [MessageLinkSource.of(m) for m in campaign.messages]
-    # The share intents carry the text in the amplifier's language: one list per translation.
-    localized: dict[tuple[str | None, ...], list[MessageLinkSource]] = {}
+    variant_counts = [m.variant_count for m in messages]
+    # The share intents carry the text in the amplifier's variant and language: one list of
+    # messages per (variants, translations) combination.
+    chosen: dict[tuple[tuple[int, ...], tuple[str | None, ...]], list[MessageLinkSource]] = {}
 
-    def messages_for(locale: str) -> list[MessageLinkSource]:
-        key = tuple(m.translation_key(locale) for m in messages)
-        if key not in localized:
-            localized[key] = [m.localized(locale) for m in messages]
-        return localized[key]
+    def messages_for(rank: int, locale: str) -> list[MessageLinkSource]:
+        variants = variants_of_rank(rank, variant_counts)
+        key = (variants, tuple(m.translation_key(locale) for m in messages))
+        if key not in chosen:
+            chosen[key] = [
+                m.with_variant(v).localized(locale) for m, v in zip(messages, variants, strict=True)
+            ]
+        return chosen[key]
 
     targets = visit_targets(
         messages, campaign.networks, utm=campaign.utm, campaign_name=campaign.name
     )
 
-    def rows_for(delivery: Any) -> list[LinkRow]:
-        delivery_id, amplifier_id = delivery
+    def rows_for(ranked: tuple[int, Any]) -> list[LinkRow]:
+        rank, (delivery_id, amplifier_id) = ranked
         networks = networks_of[amplifier_id]
         codes = iter(new_codes(2 * len(messages) * len(networks)))
         return link_rows(
@@ -180,16 +186,40 @@ async def send(
             delivery_id=delivery_id,
             amplifier_id=amplifier_id,
             networks=networks,
-            messages=messages_for(locale_of[amplifier_id]),
+            messages=messages_for(rank, locale_of[amplifier_id]),
             created_at=now,
         )
 
-    await _insert_links(session, rows_for, created)
+    await _insert_links(session, rows_for, list(enumerate(created)))
+    await _count_recipients(session, campaign.id, messages, recipients=len(created))
     if status == CampaignStatus.SENDING:
         await _report_sending(session, campaign, recipients=len(audience))
     await analyze(await session.connection(), ("deliveries", "links"), rows=len(created))
     await session.refresh(campaign)
     return campaign
+
+
+async def _count_recipients(
+    session: AsyncSession,
+    campaign_id: int,
+    messages: Sequence[MessageLinkSource],
+    *,
+    recipients: int,
+) -> None:
+    """Each message's recipients per variant, as the snapshot dealt them: the denominators of
+    the per-variant share rates, written once instead of counted over the links per read."""
+    await bulk_insert(
+        await session.connection(),
+        "variant_counts",
+        ("campaign_id", "message_id", "variant", "recipients"),
+        [
+            (campaign_id, message.id, variant, count)
+            for message in messages
+            for variant, count in enumerate(
+                recipients_per_variant(recipients, message.variant_count)
+            )
+        ],
+    )
 
 
 async def _report_sending(session: AsyncSession, campaign: Campaign, **extra: Any) -> None:

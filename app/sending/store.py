@@ -142,18 +142,26 @@ class SqlDeliveryStore:
                 ).all()
             }
             shares: dict[int, dict[tuple[int, str], str]] = {i: {} for i in ids}
+            variants: dict[int, dict[int, int]] = {i: {} for i in ids}
             links = await session.execute(
-                select(Link.delivery_id, Link.message_id, Link.network, Link.code).where(
-                    Link.delivery_id.in_(ids), Link.kind == LinkKind.SHARE
-                )
+                select(
+                    Link.delivery_id, Link.message_id, Link.network, Link.code, Link.variant
+                ).where(Link.delivery_id.in_(ids), Link.kind == LinkKind.SHARE)
             )
             for link in links.all():
                 assert link.delivery_id is not None
                 shares[link.delivery_id][(link.message_id, link.network)] = redirect_url(
                     self.settings.public_url, link.code
                 )
+                if link.variant:
+                    variants[link.delivery_id][link.message_id] = link.variant
         return [
-            _job(claim, people.get(claim.delivery_id), shares[claim.delivery_id])
+            _job(
+                claim,
+                people.get(claim.delivery_id),
+                shares[claim.delivery_id],
+                variants[claim.delivery_id],
+            )
             for claim in claims
         ]
 
@@ -387,7 +395,12 @@ def _failure(outcome: Outcome) -> FailedDelivery:
     )
 
 
-def _job(claim: Claim, person: object | None, share_urls: dict[tuple[int, str], str]) -> Job:
+def _job(
+    claim: Claim,
+    person: object | None,
+    share_urls: dict[tuple[int, str], str],
+    variants: dict[int, int],
+) -> Job:
     return Job(
         delivery_id=claim.delivery_id,
         campaign_id=claim.campaign_id,
@@ -399,6 +412,7 @@ def _job(claim: Claim, person: object | None, share_urls: dict[tuple[int, str], 
         share_urls=share_urls,
         networks=tuple(dict.fromkeys(network for _, network in share_urls)),
         locale=getattr(person, "locale", None) or "en",
+        variants=variants,
     )
 
 

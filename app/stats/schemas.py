@@ -68,6 +68,20 @@ class CampaignAmplifierPage(BaseModel):
     next_cursor: str | None
 
 
+class VariantStats(BaseModel):
+    """One copy variant of a message: who got it and what it brought."""
+
+    variant: int = Field(description="0 is the message's base text; 1, 2 … its `variants`.")
+    text: str
+    recipients: int = Field(description="Amplifiers the send dealt this variant to.")
+    sharers: int
+    share_rate: float = Field(description="sharers / recipients, 0..1, unrounded.")
+    share_clicks: int
+    visits: int
+    unique_visitors: int
+    visits_per_share: float = Field(description="visits / share_clicks, unrounded (0 if none).")
+
+
 class MessageStats(BaseModel):
     message_id: int
     campaign_id: int
@@ -77,6 +91,9 @@ class MessageStats(BaseModel):
     unique_visitors: int
     bot_clicks: int
     by_network: dict[str, MessageNetworkCounts]
+    by_variant: list[VariantStats] = Field(
+        description="Per copy variant, in variant order (one entry for a message without variants)."
+    )
 
 
 class AmplifierCampaignCounts(BaseModel):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,6 +34,7 @@ from app.models import (
     DeliveryStatus,
     Engagement,
     Message,
+    VariantCount,
 )
 from app.stats import cpc
 from app.stats.schemas import (
@@ -50,6 +52,7 @@ from app.stats.schemas import (
     NetworkCounts,
     TimePoint,
     Timeseries,
+    VariantStats,
 )
 from app.tracking.counters import EVERY_MESSAGE, EVERY_NETWORK
 
@@ -379,7 +382,9 @@ async def message_stats(
 ) -> MessageStats:
     found = (
         await session.execute(
-            select(Message.id, Message.campaign_id, Campaign.networks)
+            select(
+                Message.id, Message.campaign_id, Message.text, Message.variants, Campaign.networks
+            )
             .join(Campaign, Campaign.id == Message.campaign_id)
             .where(Message.id == message_id, Campaign.organization_id == organization_id)
         )
@@ -416,6 +421,54 @@ async def message_stats(
         unique_visitors=total.unique_visitors,
         bot_clicks=total.bot_clicks,
         by_network=by_network,
+        by_variant=await variant_stats(
+            session,
+            campaign_id=row.campaign_id,
+            message_id=message_id,
+            texts=[row.text, *(variant["text"] for variant in row.variants or [])],
+        ),
+    )
+
+
+async def variant_stats(
+    session: AsyncSession, *, campaign_id: int, message_id: int, texts: Sequence[str]
+) -> list[VariantStats]:
+    """A message's numbers per copy variant (`texts[v]` is variant v's text), read from its
+    variant counters: one row per variant whatever the roster size."""
+    V = VariantCount
+    rows = await session.execute(
+        select(
+            V.variant,
+            V.recipients,
+            V.sharers,
+            V.share_clicks,
+            V.visits,
+            V.unique_visitors,
+        ).where(V.campaign_id == campaign_id, V.message_id == message_id)
+    )
+    counted = {row.variant: row for row in rows.all()}
+    return [
+        _variant_answer(variant, text, counted.get(variant)) for variant, text in enumerate(texts)
+    ]
+
+
+# A variant's counters before its campaign is sent.
+_UNSENT = SimpleNamespace(recipients=0, sharers=0, share_clicks=0, visits=0, unique_visitors=0)
+
+
+def _variant_answer(variant: int, text: str, row: Any) -> VariantStats:
+    """One variant's answer from its counter row (None before the campaign is sent)."""
+    row = row or _UNSENT
+    return VariantStats(
+        variant=variant,
+        text=text,
+        recipients=row.recipients,
+        sharers=row.sharers,
+        share_rate=row.sharers / row.recipients if row.recipients else 0.0,
+        share_clicks=row.share_clicks,
+        visits=row.visits,
+        unique_visitors=row.unique_visitors,
+        visits_per_share=row.visits / row.share_clicks if row.share_clicks else 0.0,
     )
 
 

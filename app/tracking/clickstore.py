@@ -98,6 +98,7 @@ class LinkFacts:
     message_id: int
     amplifier_id: int  # 0 once the amplifier is deleted
     network: str
+    variant: int = 0  # the message's copy variant the link carries
 
 
 FACT_COLUMNS = (
@@ -107,6 +108,7 @@ FACT_COLUMNS = (
     Link.message_id,
     Link.amplifier_id,
     Link.network,
+    Link.variant,
 )
 
 
@@ -118,6 +120,7 @@ def link_facts(row: Any) -> LinkFacts:
         message_id=row.message_id,
         amplifier_id=row.amplifier_id or 0,
         network=row.network,
+        variant=row.variant,
     )
 
 

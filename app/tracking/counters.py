@@ -96,6 +96,11 @@ class Batch:
     days: dict[tuple[int, date, int], DayDelta] = field(
         default_factory=lambda: defaultdict(DayDelta)
     )
+    # (campaign, message, variant) → counts; (campaign, message, amplifier) → its variant
+    variants: dict[tuple[int, int, int], Counts] = field(
+        default_factory=lambda: defaultdict(Counts)
+    )
+    variant_of: dict[tuple[int, int, int], int] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -120,6 +125,8 @@ class Batch:
                 pair.first_shared_at = hour
             batch.hours[(link.campaign_id, hour)].add(counts)
             batch.days[(link.organization_id, hour.date(), link.amplifier_id)].counts.add(counts)
+            batch.variants[(link.campaign_id, link.message_id, link.variant)].add(counts)
+            batch.variant_of[(link.campaign_id, link.message_id, link.amplifier_id)] = link.variant
         return batch
 
 
@@ -216,6 +223,18 @@ MESSAGE_SHARERS = BulkUpsert(
     added=("shared",),
     returning=("campaign_id", "message_id", "amplifier_id", "shared"),
 )
+VARIANT_COUNTS = BulkUpsert(
+    table="variant_counts",
+    columns=(
+        ("campaign_id", "int"),
+        ("message_id", "int"),
+        ("variant", "int"),
+        *_COUNT_TYPES,
+        ("sharers", "int"),
+    ),
+    key=("campaign_id", "message_id", "variant"),
+    added=(*_COUNTS, "bot_clicks", "sharers"),
+)
 # `audience` is the amplifier's audience on the network when the row is made; roster changes
 # keep it current afterwards (`audience_changed`), so an existing row keeps its own.
 NETWORK_SHARERS = BulkUpsert(
@@ -289,8 +308,8 @@ async def add_stats(
     await _add_pair_counts(connection, batch.pairs, shared)
     campaign_sharers = await _add_campaign_amplifiers(connection, batch.pairs, shared)
     await _add_amplifier_totals(connection, batch.pairs, shared)
-    if shared:
-        await _add_sharers(connection, shared, campaign_sharers)
+    message_sharers = await _add_sharers(connection, shared, campaign_sharers) if shared else {}
+    await _add_variant_counts(connection, batch, message_sharers)
 
 
 def _values(counts: Counts) -> tuple[int, int, int, int]:
@@ -398,9 +417,10 @@ async def _add_sharers(
     connection: AsyncConnection,
     shared: Mapping[PairKey, int],
     campaign_sharers: Mapping[tuple[int, int], int],
-) -> None:
+) -> dict[Any, int]:
     """Carry the batch's (message, network) transitions up to the sharers of each message,
-    each network (with its potential reach) and the campaign."""
+    each network (with its potential reach) and the campaign; returns the (campaign, message,
+    amplifier) made a sharer of the message (+1) or taken back (-1)."""
     audiences = await _lock_audiences(connection, {key.amplifier_id for key in shared})
     by_message: dict[tuple[int, int, int], int] = defaultdict(int)
     by_network: dict[tuple[int, str, int], int] = defaultdict(int)
@@ -411,7 +431,8 @@ async def _add_sharers(
     returned = await MESSAGE_SHARERS.run(
         connection, [(*group, change) for group, change in sorted(by_message.items()) if change]
     )
-    for (campaign, message, _), change in _changes(returned, by_message).items():
+    message_sharers = _changes(returned, by_message)
+    for (campaign, message, _), change in message_sharers.items():
         counters[(campaign, message, EVERY_NETWORK)][0] += change
     returned = await NETWORK_SHARERS.run(
         connection,
@@ -434,6 +455,24 @@ async def _add_sharers(
         [
             (*group, 0, 0, 0, 0, sharers, reach)
             for group, (sharers, reach) in sorted(counters.items())
+        ],
+    )
+    return message_sharers
+
+
+async def _add_variant_counts(
+    connection: AsyncConnection, batch: Batch, message_sharers: Mapping[tuple[int, int, int], int]
+) -> None:
+    """Each message's numbers per copy variant: the batch's counts, and the sharers of the
+    message it made or took back, under the one variant each amplifier got of it."""
+    sharers: dict[tuple[int, int, int], int] = defaultdict(int)
+    for (campaign, message, amplifier), change in message_sharers.items():
+        sharers[(campaign, message, batch.variant_of[(campaign, message, amplifier)])] += change
+    await VARIANT_COUNTS.run(
+        connection,
+        [
+            (*group, *_values(batch.variants.get(group, Counts())), sharers.get(group, 0))
+            for group in sorted(batch.variants.keys() | sharers.keys())
         ],
     )
 

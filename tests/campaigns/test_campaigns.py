@@ -37,6 +37,7 @@ CAMPAIGN_KEYS = {
 MESSAGE_KEYS = {
     *("id", "campaign_id", "text", "url", "network_text", "hashtags", "image_url", "position"),
     "translations",
+    "variants",
 }
 
 

@@ -54,6 +54,7 @@ class TestAddMessage:
             "image_url": "https://cdn.example.com/c.png",
             "position": 2,
             "translations": {},
+            "variants": [],
         }
         assert await order(org_a.viewer, campaign["id"]) == ["A", "B", "C"]
 

@@ -1,6 +1,7 @@
 """The data backfills of migrations 0003 (clicks.kind/delivery_id, link_visitors, click_rollups),
-0004 (engagement, campaign_hours, amplifier_days) and 0005 (the statistics counters), on a
-database of their own: migrated to 0002, given clicks with plain SQL, then upgraded to head.
+0004 (engagement, campaign_hours, amplifier_days), 0005 (the statistics counters) and 0011 (the
+per-variant counters), on a database of their own: migrated to 0002, given clicks with plain
+SQL, then upgraded to head.
 Every expected value below is counted by hand from CLICKS.
 
 On PostgreSQL the scratch database's TimeZone is set to Pacific/Marquesas (UTC-09:30): a
@@ -229,6 +230,9 @@ CAMPAIGN_COUNTS = [
 # campaign, amplifier, share clicks, visits, unique visitors, bot clicks, pairs shared, points
 CAMPAIGN_AMPLIFIERS = [(CAMPAIGN, AMPLIFIER, 3, 8, 4, 2, 1, 14)]
 AMPLIFIER_TOTALS = [(ORG, AMPLIFIER, 3, 8, 4, 14)]  # share clicks, visits, unique, points
+# campaign, message, variant, recipients, share clicks, visits, unique, bot clicks, sharers:
+# everything sent before copy variants is the base text's (migration 0011)
+VARIANT_COUNTS = [(CAMPAIGN, MESSAGE, 0, 1, 3, 8, 4, 2, 1)]
 MESSAGE_SHARERS = [(CAMPAIGN, MESSAGE, AMPLIFIER, 1)]  # one network shared
 NETWORK_SHARERS = [(CAMPAIGN, NETWORK, AMPLIFIER, 1, 250)]  # one message shared; audience
 
@@ -264,6 +268,10 @@ CAMPAIGN_AMPLIFIERS_SQL = (
 AMPLIFIER_TOTALS_SQL = (
     "SELECT organization_id, amplifier_id, share_clicks, visits, unique_visitors, points "
     "FROM amplifier_totals ORDER BY 1, 2"
+)
+VARIANT_COUNTS_SQL = (
+    "SELECT campaign_id, message_id, variant, recipients, share_clicks, visits, "
+    "unique_visitors, bot_clicks, sharers FROM variant_counts ORDER BY 1, 2, 3"
 )
 MESSAGE_SHARERS_SQL = (
     "SELECT campaign_id, message_id, amplifier_id, shared FROM message_sharers ORDER BY 1, 2, 3"
@@ -313,6 +321,7 @@ class TestBackfill:
         assert await _rows(engine, AMPLIFIER_TOTALS_SQL) == AMPLIFIER_TOTALS
         assert await _rows(engine, MESSAGE_SHARERS_SQL) == MESSAGE_SHARERS
         assert await _rows(engine, NETWORK_SHARERS_SQL) == NETWORK_SHARERS
+        assert await _rows(engine, VARIANT_COUNTS_SQL) == VARIANT_COUNTS
 
     async def test_live_clicks_add_to_the_backfilled_rows(self, engine: AsyncEngine) -> None:
         """Clicks recorded after the upgrade land on the backfilled rows (same keys, same
@@ -336,6 +345,7 @@ class TestBackfill:
                 days = await _fetch(connection, AMPLIFIER_DAYS_SQL, **DAY)
                 counts = await _fetch(connection, CAMPAIGN_COUNTS_SQL)
                 totals = await _fetch(connection, CAMPAIGN_AMPLIFIERS_SQL)
+                variants = await _fetch(connection, VARIANT_COUNTS_SQL)
             finally:
                 await connection.rollback()
         assert visitors == sorted([*LINK_VISITORS, (VISIT, D1, "F", H9_D1)])
@@ -361,3 +371,4 @@ class TestBackfill:
             (CAMPAIGN, MESSAGE, NETWORK, 4, 10, 5, 2, 1, 0),
         ]
         assert totals == [(CAMPAIGN, AMPLIFIER, 4, 10, 5, 2, 1, 15)]
+        assert variants == [(CAMPAIGN, MESSAGE, 0, 1, 4, 10, 5, 2, 1)]

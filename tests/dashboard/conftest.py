@@ -28,6 +28,10 @@ Engagement last month: 6 amplifiers, 6 reached, 3 sharers → 50%, 4 visits;
 this month: 6, 6 (both digests count once), 1 sharer → 16.7%, 2 visits.
 Teams (last 90 days): sales 2 reached, 2 sharers, 100%, 2 share clicks, 3 visits, EMV 16.74;
 eng 2, 1, 50%, 1, 1, 5.58; marketing 2, 1, 50%, 1, 2, 11.16.
+
+M1's copy variants, dealt in roster order: ada and cy the base text, bob variant 1. Base text:
+2 recipients, 1 sharer (50%), 1 share click, 2 visits (2 per share); variant 1: 1 recipient,
+1 sharer (100%), 1 share click, 1 visit.
 """
 
 import asyncio
@@ -69,7 +73,11 @@ ROSTER: list[dict[str, Any]] = [
     {"email": "cy@example.com", "name": "Cy", "networks": ["linkedin"]},
 ]
 MESSAGES = [
-    {"text": "We <b>launched</b> & it's live", "url": "https://example.com/launch"},
+    {
+        "text": "We <b>launched</b> & it's live",
+        "url": "https://example.com/launch",
+        "variants": [{"text": "Another <i>wording</i>"}],
+    },
     {"text": "Read the story", "url": "https://example.com/story"},
 ]
 

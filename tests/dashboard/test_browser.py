@@ -139,6 +139,17 @@ class TestCampaignDashboard:
         assert sorted(names) == sorted(row["name"] for row in ROSTER)
         assert await page.locator("#amplifier-rows img, #message-rows b").count() == 0
         assert await page.evaluate("() => window.__pwned") is None
+        # M1's wordings side by side, the better share rate marked
+        base, other = '[data-variant="0"]', '[data-variant="1"]'
+        await expect_text(tab, f"{base} .variant-text", MESSAGES[0]["text"])
+        await expect_text(tab, f"{other} .variant-text", "Another <i>wording</i>")
+        figures = page.locator(f"{base} .variant-figure dd")
+        assert await figures.all_text_contents() == ["2", "1", "50%", "1", "2", "2", "2"]
+        figures = page.locator(f"{other} .variant-figure dd")
+        assert await figures.all_text_contents() == ["1", "1", "100%", "1", "1", "1", "1"]
+        assert await page.locator(".variant.best").get_attribute("data-variant") == "1"
+        assert await page.locator("#variant-messages section").count() == 1  # M2 has none
+        assert await page.locator("#variant-messages i").count() == 0
         await page.screenshot(path=artifacts / "03-campaign.png", full_page=True)
 
         # a new visit through the real server's redirect shows up by polling

@@ -14,6 +14,7 @@ Roster (created in this order, so ids ascend in it):
 
 Campaign "Launch" (networks linkedin, x, facebook; messages M1 position 0, M2 position 1), sent
 to all six: ada, bob, carol, dan sent at 2026-11-20 08:00:00Z, eve failed, finn still pending.
+M1 has copy variants 0-3, dealt in roster order: ada 0, bob 1, carol 2, dan 3, eve 0, finn 1.
 Campaign "Follow-up" (created after Launch; network linkedin; message M3), audience tag core:
 ada only, sent at 2026-11-20 08:00:00Z.
 
@@ -261,7 +262,11 @@ async def scenario(
             "subject": "Share our launch",
             "networks": ["linkedin", "x", "facebook"],
             "messages": [
-                {"text": "We launched", "url": "https://example.com/launch"},
+                {
+                    "text": "We launched",
+                    "url": "https://example.com/launch",
+                    "variants": [{"text": f"We launched ({n})"} for n in (1, 2, 3)],
+                },
                 {"text": "Read the story", "url": "https://example.com/story"},
             ],
         },

@@ -356,6 +356,7 @@ class TestMessageStats:
         message = scenario.messages[(LAUNCH, 0)]
         body = await get_json(scenario.org.viewer, f"{API}/messages/{message}/stats")
         by_network = active(body.pop("by_network"))
+        by_variant = body.pop("by_variant")
         assert body == {
             "message_id": message,
             "campaign_id": scenario.campaign[LAUNCH],
@@ -388,6 +389,53 @@ class TestMessageStats:
                 "bot_clicks": 0,
             },
         }
+        # Variants dealt in roster order: ada 0, bob 1, carol 2, dan 3, eve 0, finn 1.
+        assert by_variant == [
+            {
+                "variant": 0,
+                "text": "We launched",
+                "recipients": 2,  # ada eve
+                "sharers": 1,  # ada
+                "share_rate": 0.5,
+                "share_clicks": 3,  # S1 S2 S8
+                "visits": 4,  # v1 v2 v3 v8
+                "unique_visitors": 3,  # 20th {V1, V2}, 21st {V1}
+                "visits_per_share": 4 / 3,
+            },
+            {
+                "variant": 1,
+                "text": "We launched (1)",
+                "recipients": 2,  # bob finn
+                "sharers": 1,  # bob
+                "share_rate": 0.5,
+                "share_clicks": 1,  # S4 (b3 is a bot)
+                "visits": 2,  # v5 v9
+                "unique_visitors": 2,  # 20th {V3}, 21st {V3}
+                "visits_per_share": 2.0,
+            },
+            {
+                "variant": 2,
+                "text": "We launched (2)",
+                "recipients": 1,  # carol
+                "sharers": 1,
+                "share_rate": 1.0,
+                "share_clicks": 2,  # S5 S6
+                "visits": 2,  # v6 v7 (b2 is a bot)
+                "unique_visitors": 2,
+                "visits_per_share": 1.0,
+            },
+            {
+                "variant": 3,
+                "text": "We launched (3)",
+                "recipients": 1,  # dan, who never clicks
+                "sharers": 0,
+                "share_rate": 0.0,
+                "share_clicks": 0,
+                "visits": 0,
+                "unique_visitors": 0,
+                "visits_per_share": 0.0,
+            },
+        ]
 
     async def test_second_message_and_the_follow_up(self, scenario) -> None:
         viewer = scenario.org.viewer
@@ -433,6 +481,20 @@ class TestMessageStats:
                     "bot_clicks": 0,
                 }
             },
+            # No variants: the base text is the one variant, sent to ada alone.
+            "by_variant": [
+                {
+                    "variant": 0,
+                    "text": "Thanks",
+                    "recipients": 1,
+                    "sharers": 1,
+                    "share_rate": 1.0,
+                    "share_clicks": 1,
+                    "visits": 2,
+                    "unique_visitors": 2,
+                    "visits_per_share": 2.0,
+                }
+            ],
         }
 
 

@@ -57,6 +57,7 @@ def sent_campaign(org_a: OrgClients, sessionmaker) -> Callable[..., Any]:
         *,
         sent_ago: timedelta | None = timedelta(hours=2),
         now: datetime | None = None,
+        messages: list[dict[str, Any]] | None = None,
     ) -> SentCampaign:
         rows = [{"email": e, "networks": ["linkedin", "x"]} for e in emails]
         assert (await org_a.editor.post("/api/v1/amplifiers/import", json=rows)).status_code == 200
@@ -66,7 +67,8 @@ def sent_campaign(org_a: OrgClients, sessionmaker) -> Callable[..., Any]:
                 "name": "Launch",
                 "subject": "Share",
                 "networks": ["linkedin", "x"],
-                "messages": [
+                "messages": messages
+                or [
                     {"text": "One", "url": "https://example.com/one?ref=mail"},
                     {"text": "Two", "url": "https://example.com/two"},
                 ],

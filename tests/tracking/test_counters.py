@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from app.models import (
     Amplifier,
@@ -28,6 +28,7 @@ from app.models import (
     LinkVisitor,
     MessageSharer,
     NetworkSharer,
+    VariantCount,
 )
 from app.models.stats import CampaignHour
 from app.tracking.counters import SHARE_POINTS, audience_numbers
@@ -36,6 +37,7 @@ from app.tracking.recorder import ClickEvent, store_clicks
 EMAILS = ("ada@example.com", "bob@example.com", "cyd@example.com")
 NETWORKS = ("linkedin", "x")
 START = datetime(2026, 11, 20, 23, 59, 30, tzinfo=UTC)  # the stream crosses midnight
+VARIANT_COUNTS = ("share_clicks", "visits", "unique_visitors", "bot_clicks", "sharers")
 FLUSHED_TABLES = (
     Click,
     ClickRollup,
@@ -60,7 +62,18 @@ class Roster:
 
 @pytest.fixture
 async def roster(sent_campaign, sessionmaker) -> Roster:
-    sent = await sent_campaign(EMAILS)
+    # Copy variants dealt in roster order: "One" 0 1 0, "Two" 0 1 2.
+    sent = await sent_campaign(
+        EMAILS,
+        messages=[
+            {"text": "One", "url": "https://example.com/one", "variants": [{"text": "1b"}]},
+            {
+                "text": "Two",
+                "url": "https://example.com/two",
+                "variants": [{"text": "2b"}, {"text": "2c"}],
+            },
+        ],
+    )
     async with sessionmaker() as session:
         links = (
             await session.execute(
@@ -109,6 +122,10 @@ class TestCountersMatchARecomputation:
         async with engine.begin() as connection:
             for model in FLUSHED_TABLES:
                 await connection.execute(delete(model))
+            # The recipients per variant come from the send; the rest from the clicks.
+            await connection.execute(
+                update(VariantCount).values(**dict.fromkeys(VARIANT_COUNTS, 0))
+            )
         pending: list[ClickEvent] = []
 
         async def flush() -> None:
@@ -190,7 +207,30 @@ async def _recomputed(connection: Any) -> dict[str, Any]:
         counts[(campaign, 0, network)][5] += audiences.get(amplifier, {}).get(network, 0)
     for key, members in sharers.items():
         counts[key][4] = len(members)
+    variant_of = {
+        (link.campaign_id, link.message_id, link.amplifier_id): link.variant
+        for link in (
+            await connection.execute(
+                select(Link.campaign_id, Link.message_id, Link.amplifier_id, Link.variant)
+            )
+        ).all()
+    }
+    variants: dict[tuple[int, int, int], list[int]] = defaultdict(lambda: [0] * 5)
+    variant_sharers: dict[tuple[int, int, int], set[int]] = defaultdict(set)
+    for e in rows:
+        key = (
+            e.campaign_id,
+            e.message_id,
+            variant_of[(e.campaign_id, e.message_id, e.amplifier_id)],
+        )
+        for i, value in enumerate([e.share_clicks, e.visits, e.unique_visitors, e.bot_clicks]):
+            variants[key][i] += value
+        if e.share_clicks > 0:
+            variant_sharers[key].add(e.amplifier_id)
+    for key, members in variant_sharers.items():
+        variants[key][4] = len(members)
     return {
+        "variant_counts": _nonzero(variants),
         "campaign_counts": _nonzero(counts),
         "campaign_amplifiers": _nonzero(campaign_amplifiers),
         "amplifier_totals": _nonzero(totals),
@@ -212,6 +252,9 @@ async def _counters(connection: Any) -> dict[str, Any]:
     days = (await connection.execute(select(AmplifierDay))).all()
     points_add_up = all(d.points == d.first_shares * SHARE_POINTS + d.unique_visitors for d in days)
     return {
+        "variant_counts": await table(
+            VariantCount, ("campaign_id", "message_id", "variant"), VARIANT_COUNTS
+        ),
         "campaign_counts": await table(
             CampaignCount,
             ("campaign_id", "message_id", "network"),

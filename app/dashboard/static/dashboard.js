@@ -359,8 +359,11 @@
     for (const chart of document.querySelectorAll("[data-chart]")) {
       chart.replaceChildren(el("p", { class: "chart-loading" }, "Loading chart…"));
     }
-    for (const id of ["network-rows", "message-rows", "amplifier-rows"]) $(id).replaceChildren();
+    for (const id of ["network-rows", "message-rows", "amplifier-rows", "variant-messages"]) {
+      $(id).replaceChildren();
+    }
     $("amplifiers-empty").hidden = true;
+    $("variants-panel").hidden = true;
   }
 
   function openCampaign(id) {
@@ -407,6 +410,7 @@
       const jobs = [];
       if (stats !== null || first) {
         jobs.push(loadChart(gen, "funnel"), loadChart(gen, "networks"), loadChart(gen, "messages"));
+        jobs.push(loadVariants(gen, current.campaign));
       }
       // New hours appear in the time series without any click, and names can change.
       if (stats !== null || slow) jobs.push(loadChart(gen, "visits"), loadAmplifiers(gen, id));
@@ -476,6 +480,72 @@
           el("td", { class: "num" }, n(m.share_clicks)),
           el("td", { class: "num" }, n(m.visits)),
           el("td", { class: "num" }, n(m.unique_visitors)),
+        ),
+      ),
+    );
+  }
+
+  // --- copy variants: the wordings of a message side by side, from its stats ------------------
+
+  async function loadVariants(gen, campaign) {
+    const varied = (campaign.messages || []).filter((m) => (m.variants || []).length > 0);
+    $("variants-panel").hidden = varied.length === 0;
+    const answers = await Promise.all(
+      varied.map((m) => fetchChanged(`variants-${m.id}`, `/api/v1/messages/${m.id}/stats`, (r) => r.json())),
+    );
+    if (gen !== generation) return;
+    const container = $("variant-messages");
+    const shown = new Set(varied.map((m) => String(Number(m.id))));
+    for (const section of [...container.children]) {
+      if (!shown.has(section.dataset.messageId)) section.remove();
+    }
+    varied.forEach((message, index) => {
+      if (answers[index] === null) return; // unchanged since the last poll
+      const id = String(Number(message.id));
+      const section = variantSection(message, answers[index].by_variant);
+      const old = container.querySelector(`[data-message-id="${id}"]`);
+      if (old) old.replaceWith(section);
+      else container.append(section);
+    });
+  }
+
+  function variantSection(message, variants) {
+    const n = (value) => integer.format(value);
+    const ratio = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+    // The leader: the best share rate among wordings somebody got, if it is ahead of the rest.
+    const rates = variants.filter((v) => v.recipients > 0).map((v) => v.share_rate);
+    const top = rates.length > 1 ? Math.max(...rates) : null;
+    const leaders = top === null ? 0 : rates.filter((rate) => rate === top).length;
+    const figure = (label, value) =>
+      el("div", { class: "variant-figure" }, el("dt", {}, label), el("dd", { class: "num" }, value));
+    return el(
+      "section",
+      { class: "variant-message", "data-message-id": String(Number(message.id)) },
+      el("h3", {}, `#${message.position + 1}`),
+      el(
+        "div",
+        { class: "variant-grid" },
+        ...variants.map((v) =>
+          el(
+            "div",
+            {
+              class: top !== null && leaders === 1 && v.recipients > 0 && v.share_rate === top ? "variant best" : "variant",
+              "data-variant": String(Number(v.variant)),
+            },
+            el("p", { class: "variant-label" }, v.variant === 0 ? "Base text" : `Variant ${v.variant}`),
+            el("p", { class: "variant-text" }, v.text),
+            el(
+              "dl",
+              { class: "variant-figures" },
+              figure("Recipients", n(v.recipients)),
+              figure("Sharers", n(v.sharers)),
+              figure("Share rate", percent.format(v.share_rate)),
+              figure("Share clicks", n(v.share_clicks)),
+              figure("Visits", n(v.visits)),
+              figure("Unique visitors", n(v.unique_visitors)),
+              figure("Visits per share", ratio.format(v.visits_per_share)),
+            ),
+          ),
         ),
       ),
     );
