@@ -16,6 +16,7 @@ from app.bounces.receiver import BounceHandler, start_receiver
 from app.bounces.router import router as bounces_router
 from app.bounces.verp import ReturnPaths
 from app.campaigns.router import router as campaigns_router
+from app.conversions.router import router as conversions_router
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import UnexpectedErrors, install_error_handlers
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
         recorder.start()
         app.state.tracking = Tracking(
             settings=settings,
-            resolver=LinkResolver(engine),
+            resolver=LinkResolver(engine, attribution_param=settings.attribution_param),
             salts=VisitorSalts(engine),
             recorder=recorder,
         )
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
     app.include_router(stats_router)
     app.include_router(organizations_router)
     app.include_router(engagement_router)
+    app.include_router(conversions_router)
     app.include_router(webhooks_router)
     app.include_router(pages_router)
     app.include_router(dashboard_router)
