@@ -26,23 +26,25 @@ ROLLUPS = (
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("campaigns", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("attribution", sa.Boolean(), nullable=False, server_default=sa.true())
-        )
+    # Plain ADD COLUMN (with a default): SQLite's batch mode would copy these tables, and
+    # dropping the old campaigns table cascades to its links and their clicks.
+    op.add_column(
+        "campaigns",
+        sa.Column("attribution", sa.Boolean(), nullable=False, server_default=sa.true()),
+    )
     for table in ROLLUPS:
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.add_column(
-                sa.Column("conversions", sa.Integer(), nullable=False, server_default="0")
-            )
-            batch_op.add_column(
-                sa.Column(
-                    "conversion_value",
-                    sa.Numeric(precision=18, scale=4),
-                    nullable=False,
-                    server_default="0",
-                )
-            )
+        op.add_column(
+            table, sa.Column("conversions", sa.Integer(), nullable=False, server_default="0")
+        )
+        op.add_column(
+            table,
+            sa.Column(
+                "conversion_value",
+                sa.Numeric(precision=18, scale=4),
+                nullable=False,
+                server_default="0",
+            ),
+        )
 
     op.create_table(
         "click_ids",
@@ -107,8 +109,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_click_ids_at")
     op.drop_table("click_ids")
     for table in reversed(ROLLUPS):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.drop_column("conversion_value")
-            batch_op.drop_column("conversions")
-    with op.batch_alter_table("campaigns", schema=None) as batch_op:
-        batch_op.drop_column("attribution")
+        op.drop_column(table, "conversion_value")
+        op.drop_column(table, "conversions")
+    op.drop_column("campaigns", "attribution")
