@@ -17,6 +17,7 @@ from app.bounces.router import router as bounces_router
 from app.bounces.verp import ReturnPaths
 from app.campaigns.router import router as campaigns_router
 from app.conversions.router import router as conversions_router
+from app.conversions.writer import ConversionWriter
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import UnexpectedErrors, install_error_handlers
@@ -76,6 +77,12 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
             salts=VisitorSalts(engine),
             recorder=recorder,
         )
+        app.state.conversions = ConversionWriter(
+            engine,
+            click_ids=app.state.tracking.click_ids,
+            window_days=settings.attribution_days,
+            pending_clicks=recorder.flush,
+        )
         worker_task = retention_task = dispatcher_task = None
         if settings.worker == "on":
             worker = build_worker(settings, app.state.sessionmaker, app.state.signer)
@@ -105,6 +112,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
                 app.state.dispatcher.stop()
                 await dispatcher_task
             await recorder.close()
+            await app.state.conversions.close()
             await engine.dispose()
 
     app = AmplifyApp(

@@ -107,6 +107,7 @@ async def create_campaign(
     name: str = "Bench launch",
     intro: str = "Three things worth sharing this week.",
     messages: int = 3,
+    attribution: bool = True,
 ) -> dict[str, Any]:
     """A draft campaign of `messages` messages on every bench network, through the API."""
     response = await http.post(
@@ -117,6 +118,7 @@ async def create_campaign(
             "subject": "Help us spread the word – bench",
             "intro": intro,
             "networks": NETWORKS,
+            "attribution": attribution,
             "messages": [
                 {
                     "text": f"Message {n}: we shipped something great",

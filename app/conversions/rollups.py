@@ -2,14 +2,16 @@
 (app/models/stats.py), in the transaction that stores it: the stats answers read conversions
 and their value from the same rows as clicks, never from the conversions table.
 
-One upsert per table, each adding to the row of the conversion's amplifier × message ×
+One upsert per table and batch, each adding to the row of the conversion's amplifier × message ×
 network (engagement, campaign counts), campaign × amplifier, organization × amplifier (all
 time and per day of the conversion) and campaign × hour (time series, and what moves the
 campaign's answer cache)."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,15 +25,26 @@ _CLICK_COUNTS = ("share_clicks", "visits", "unique_visitors", "bot_clicks")
 
 @dataclass(frozen=True, slots=True)
 class _Rollup:
-    """Adds to a rollup row's conversions; a new row gets zero in each of `zeros`."""
+    """Adds to rollup rows' conversions; a new row gets zero in each of `zeros`."""
 
     upsert: BulkUpsert
     zeros: int
 
     async def add(
-        self, connection: AsyncConnection, identity: tuple[object, ...], value: object
+        self,
+        connection: AsyncConnection,
+        totals: dict[tuple[Any, ...], tuple[int, Decimal]],
+        exact: bool,
     ) -> None:
-        await self.upsert.run(connection, [(*identity, *(0,) * self.zeros, 1, value)])
+        """`totals`: per row identity, the conversions and value to add (`exact`: the value as
+        a decimal, else as a float, for SQLite's JSON document)."""
+        await self.upsert.run(
+            connection,
+            [
+                (*identity, *(0,) * self.zeros, count, value if exact else float(value))
+                for identity, (count, value) in sorted(totals.items())
+            ],
+        )
 
 
 def _rollup(
@@ -95,6 +108,16 @@ CAMPAIGN_HOURS = _rollup(
 )
 
 
+_ROLLUPS = (
+    ENGAGEMENT,
+    CAMPAIGN_COUNTS,
+    CAMPAIGN_AMPLIFIERS,
+    AMPLIFIER_TOTALS,
+    AMPLIFIER_DAYS,
+    CAMPAIGN_HOURS,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Attributed:
     """Where a conversion counts."""
@@ -108,14 +131,25 @@ class Attributed:
     value: Decimal
 
 
-async def add_conversion(connection: AsyncConnection, conversion: Attributed) -> None:
-    c = conversion
-    # SQLite takes its rows as one JSON document: a float there, the exact decimal elsewhere.
-    value = c.value if connection.dialect.name == "postgresql" else float(c.value)
-    org, campaign, amplifier = c.organization_id, c.campaign_id, c.amplifier_id
-    await ENGAGEMENT.add(connection, (campaign, amplifier, c.message_id, c.network, org), value)
-    await CAMPAIGN_COUNTS.add(connection, (campaign, c.message_id, c.network), value)
-    await CAMPAIGN_AMPLIFIERS.add(connection, (campaign, amplifier), value)
-    await AMPLIFIER_TOTALS.add(connection, (org, amplifier), value)
-    await AMPLIFIER_DAYS.add(connection, (org, c.occurred_at.date(), amplifier), value)
-    await CAMPAIGN_HOURS.add(connection, (campaign, hour_of(c.occurred_at)), value)
+async def add_conversions(connection: AsyncConnection, conversions: Sequence[Attributed]) -> None:
+    """Add a batch of conversions, one statement per table."""
+    if not conversions:
+        return
+    per: dict[_Rollup, dict[tuple[Any, ...], tuple[int, Decimal]]] = {
+        rollup: {} for rollup in _ROLLUPS
+    }
+    for c in conversions:
+        org, campaign, amplifier = c.organization_id, c.campaign_id, c.amplifier_id
+        for rollup, identity in (
+            (ENGAGEMENT, (campaign, amplifier, c.message_id, c.network, org)),
+            (CAMPAIGN_COUNTS, (campaign, c.message_id, c.network)),
+            (CAMPAIGN_AMPLIFIERS, (campaign, amplifier)),
+            (AMPLIFIER_TOTALS, (org, amplifier)),
+            (AMPLIFIER_DAYS, (org, c.occurred_at.date(), amplifier)),
+            (CAMPAIGN_HOURS, (campaign, hour_of(c.occurred_at))),
+        ):
+            count, value = per[rollup].get(identity, (0, Decimal(0)))
+            per[rollup][identity] = (count + 1, value + c.value)
+    exact = connection.dialect.name == "postgresql"
+    for rollup in _ROLLUPS:
+        await rollup.add(connection, per[rollup], exact)

@@ -4,17 +4,18 @@ from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from app.amplifiers.importer import media_type_of
-from app.conversions import importer, service
+from app.conversions import importer
 from app.conversions.schemas import ConversionCreate, ConversionImportResult, ConversionRead
+from app.conversions.service import Recorded, Reported
+from app.conversions.writer import ConversionWriter
 from app.core.db import utcnow
 from app.core.deps import EditorDep, SessionDep, SettingsDep
 from app.core.errors import UnsupportedMediaType
 from app.core.limits import read_body
-from app.tracking.fastpath import Tracking
 
 router = APIRouter(prefix="/api/v1/conversions", tags=["conversions"])
 
-# Conversion files hold few rows next to a roster: each row is checked against its click.
+# One import is one batch, committed while other conversions wait: kept moderate.
 MAX_IMPORT_ROWS = 10_000
 
 _IMPORT_OPENAPI: dict[str, Any] = {
@@ -33,9 +34,9 @@ _IMPORT_OPENAPI: dict[str, Any] = {
 }
 
 
-def _tracking(request: Request) -> Tracking:
-    tracking: Tracking = request.app.state.tracking
-    return tracking
+def _writer(request: Request) -> ConversionWriter:
+    writer: ConversionWriter = request.app.state.conversions
+    return writer
 
 
 @router.post(
@@ -61,22 +62,17 @@ async def create_conversion(
     response: Response,
     session: SessionDep,
     principal: EditorDep,
-    settings: SettingsDep,
 ) -> ConversionRead:
     """Report a conversion (signup, sale …) against the click id its visitor brought."""
-    tracking = _tracking(request)
-    conversion, created = await service.create(
-        session,
-        organization_id=principal.organization_id,
-        data=data,
-        click_ids=tracking.click_ids,
-        window_days=settings.attribution_days,
-        now=utcnow(),
-        pending_clicks=tracking.recorder.flush,
-    )
-    if not created:
+    # The key is checked: its connection goes back to the pool before the wait for a batch,
+    # or requests waiting for batches could hold every connection the batches need.
+    await session.commit()
+    outcome = await _writer(request).record(Reported(principal.organization_id, data, utcnow()))
+    if not isinstance(outcome, Recorded):
+        raise outcome
+    if not outcome.created:
         response.status_code = status.HTTP_200_OK
-    return ConversionRead.model_validate(conversion)
+    return outcome.conversion
 
 
 @router.post(
@@ -93,19 +89,13 @@ async def import_conversions(
     request: Request, session: SessionDep, principal: EditorDep, settings: SettingsDep
 ) -> ConversionImportResult:
     """Conversions from a CSV file (offline sales); bad rows are reported and skipped."""
+    await session.commit()  # as in create_conversion
     if media_type_of(request.headers.get("content-type")) != "csv":
         raise UnsupportedMediaType("Send conversions as text/csv (also application/csv).")
     body = await read_body(request, settings.max_body_bytes)
     parsed = await run_in_threadpool(
         importer.parse_csv, body, max_rows=min(settings.import_max_rows, MAX_IMPORT_ROWS)
     )
-    tracking = _tracking(request)
-    return await service.import_rows(
-        session,
-        organization_id=principal.organization_id,
-        parsed=parsed,
-        click_ids=tracking.click_ids,
-        window_days=settings.attribution_days,
-        now=utcnow(),
-        pending_clicks=tracking.recorder.flush,
+    return await _writer(request).import_rows(
+        organization_id=principal.organization_id, parsed=parsed, now=utcnow()
     )

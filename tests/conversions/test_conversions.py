@@ -1,6 +1,7 @@
 """Click ids handed out by the redirect and conversions reported against them, through the
 real app: redirects over HTTP, the click recorder, the conversions API and its CSV import."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
@@ -161,6 +162,30 @@ class TestCreateConversion:
             assert extra.status_code == 201
         stats = await _campaign_stats(org_a, sent.campaign_id)
         assert (stats["conversions"], stats["conversion_value"]) == (3, 30.0)
+
+    async def test_concurrent_reports_are_batched_and_still_counted_once(
+        self, client, org_a, sent_campaign
+    ) -> None:
+        sent = await sent_campaign()
+        ada = await visit(client, sent.code(ADA, 0, "x", "visit"))
+        bob = await visit(client, sent.code(BOB, 1, "linkedin", "visit"))
+        bodies = (
+            [{"click_id": ada, "event": "purchase", "value": 10, "external_id": "same"}] * 20
+            + [{"click_id": bob, "event": "signup"}] * 10
+            + [{"click_id": "x", "event": "e"}]
+        )
+        answers = await asyncio.gather(
+            *(org_a.editor.post(f"{API}/conversions", json=body) for body in bodies)
+        )
+        statuses = [a.status_code for a in answers]
+        assert sorted(statuses[:20]) == [200] * 19 + [201]
+        assert len({a.json()["id"] for a in answers[:20]}) == 1
+        assert statuses[20:] == [201] * 10 + [404]
+        assert len({a.json()["id"] for a in answers[20:30]}) == 10
+        stats = await _campaign_stats(org_a, sent.campaign_id)
+        assert (stats["conversions"], stats["conversion_value"]) == (11, 10.0)
+        by_network = {n: v["conversions"] for n, v in stats["by_network"].items()}
+        assert by_network == {"linkedin": 10, "x": 1}
 
     async def test_the_attribution_window(self, client, app, clock, org_a, sent_campaign) -> None:
         clock.now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
