@@ -1,7 +1,8 @@
-"""Conversions (`POST /api/v1/conversions`) through a real `amplify serve` process, against a
-floor measured on the same server in the same run: `GET /healthz` (no key, no database).
+"""Conversions (`POST /api/v1/conversions`) through a real `amplify serve` process, against two
+floors measured on the same server in the same run: `GET /healthz` (no key, no database) and
+`GET /api/v1/campaigns/{id}` (what any API call costs: the key looked up, one indexed read).
 
-    python bench/conversions.py [--seconds 10] [--connections 16] [--rate 1000]
+    python bench/conversions.py [--seconds 10] [--connections 64] [--rate 1000]
                                 [--database-url postgresql+asyncpg://…]
 
 Seeds a campaign (200 amplifiers x 3 messages x 4 networks) in a fresh database, sends it,
@@ -9,7 +10,7 @@ starts `amplify serve` and collects click ids the way landing pages get them: hu
 through its own redirects, stored by its click recorder. Then:
   1. closed loop: --connections keep-alive connections post conversions (each with its own
      `external_id` and value) as fast as they are answered for --seconds, and the same
-     connections ask `GET /healthz` as fast: requests/s of both and their ratio;
+     connections ask each floor as fast: requests/s of each and the ratios;
   2. open loop: --rate conversions/s for --seconds (bench/load.py's fixed-rate generator),
      latency from each request's due time.
 Checks that every conversion was answered 201, that the conversions stored equal those answered
@@ -115,8 +116,9 @@ def conversion_requests(
     return requests
 
 
-def health_requests(port: int, count: int) -> list[bytes]:
-    return [f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()] * count
+def get_requests(port: int, path: str, count: int, key: str | None = None) -> list[bytes]:
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
+    return [f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}\r\n".encode()] * count
 
 
 async def collect_click_ids(port: int, codes: list[str]) -> list[str]:
@@ -151,8 +153,9 @@ async def wait_for_count(url: str, sql: str, expected: int, timeout: float = 10)
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rate", type=float, default=1000, help="open-loop run, req/s")
+    parser.add_argument("--pool", type=int, default=10, help="AMPLIFY_DB_POOL_SIZE")
     parser.add_argument("--database-url", default=None, help="PostgreSQL: a scratch db beside it")
     args = parser.parse_args()
 
@@ -167,7 +170,8 @@ async def main() -> int:
         key = seeded.key
         visit_codes = [code for code, kind in seeded.links if kind == "visit"][:VISITS]
         port = free_port()
-        server = Server("app", port, service_env(url, tmp, port), tmp / "amplify.log", tmp)
+        env = {**service_env(url, tmp, port), "AMPLIFY_DB_POOL_SIZE": str(args.pool)}
+        server = Server("app", port, env, tmp / "amplify.log", tmp)
         try:
             await server.wait_ready("/readyz", 200)
             click_ids = await collect_click_ids(port, visit_codes)
@@ -181,7 +185,8 @@ async def main() -> int:
             most = int(args.seconds * 5_000)
             warm = conversion_requests(port, key, click_ids, most, "warm")
             warmed = await closed_loop(port, warm, 2, args.connections)
-            await closed_loop(port, health_requests(port, 10_000), 2, args.connections)
+            campaign = f"/api/v1/campaigns/{await scalar(url, 'SELECT min(id) FROM campaigns')}"
+            await closed_loop(port, get_requests(port, "/healthz", 10_000), 2, args.connections)
             cpu = server.cpu_seconds()
             posted = await closed_loop(
                 port,
@@ -191,7 +196,10 @@ async def main() -> int:
             )
             cpu = server.cpu_seconds() - cpu
             floor = await closed_loop(
-                port, health_requests(port, most * 4), args.seconds, args.connections
+                port, get_requests(port, "/healthz", most * 4), args.seconds, args.connections
+            )
+            api_floor = await closed_loop(
+                port, get_requests(port, campaign, most, key), args.seconds, args.connections
             )
             rate_requests = conversion_requests(
                 port, key, click_ids, int(args.rate * args.seconds), "rate"
@@ -208,15 +216,20 @@ async def main() -> int:
         counted = await scalar(url, "SELECT coalesce(sum(conversions), 0) FROM campaign_hours")
 
         print()
-        print(f"{'run':<34} {'requests/s':>10} {'p50':>9} {'p99':>9}  statuses")
-        for label, loop in (("POST /api/v1/conversions", posted), ("GET /healthz (floor)", floor)):
+        print(f"{'run':<36} {'requests/s':>10} {'p50':>9} {'p99':>9}  statuses")
+        for label, loop in (
+            ("POST /api/v1/conversions", posted),
+            ("GET /healthz (floor)", floor),
+            ("GET /api/v1/campaigns/{id} (floor)", api_floor),
+        ):
             print(
-                f"{label:<34} {loop.rps:>10,.0f} {loop.percentile(50):>7.2f}ms "
+                f"{label:<36} {loop.rps:>10,.0f} {loop.percentile(50):>7.2f}ms "
                 f"{loop.percentile(99):>7.2f}ms  {dict(sorted(loop.statuses.items()))}"
             )
         print(
-            f"ratio conversions/healthz: {posted.rps / floor.rps:.3f}; server CPU during the "
-            f"conversions loop {100 * cpu / args.seconds:.0f}% (100% = one core)"
+            f"ratio conversions/healthz: {posted.rps / floor.rps:.3f}; conversions/campaign "
+            f"read: {posted.rps / api_floor.rps:.3f}; server CPU during the conversions loop "
+            f"{100 * cpu / args.seconds:.0f}% (100% = one core)"
         )
         print(
             f"open loop at {args.rate:,.0f} req/s: answered {rate.responses} of {rate.scheduled} "
