@@ -132,9 +132,9 @@ class Settings(BaseSettings):
         return value
 
     def pool_options(self) -> dict[str, int]:
-        """The connection pool per process. SQLite too: with SQLAlchemy's own (5 kept) every
-        connection past the fifth is opened (a thread, the file, the pragmas) and closed again
-        per request once more than five requests run at once."""
+        """PostgreSQL connection pool per process (SQLite keeps SQLAlchemy's own)."""
+        if self.is_sqlite:
+            return {}
         return {"pool_size": self.db_pool_size, "max_overflow": self.db_max_overflow}
 
     @field_validator("trusted_proxies", mode="before")
