@@ -160,8 +160,8 @@ class TestCampaignDashboard:
         await expect_text(tab, kpi("conversions"), "1", timeout=8_000)
         await expect_text(tab, '[data-kpi="conversions"] .sub', "$25.00 value")
         bob = f'#amplifier-rows [data-amplifier-id="{seed.amplifier["bob"]}"]'
-        await expect_text(tab, f"{bob} td:nth-of-type(6)", "1", timeout=8_000)
-        await expect_text(tab, f"{bob} td:nth-of-type(7)", "$25.00")
+        await expect_text(tab, f"{bob} td:nth-of-type(7)", "1", timeout=8_000)
+        await expect_text(tab, f"{bob} td:nth-of-type(8)", "$25.00")
         await expect_text(tab, '[data-kpi="visits"] .sub', "4 unique visitors")
         await expect_text(tab, "#network-rows [data-network='x'] td:nth-of-type(3)", "2")
         from playwright.async_api import expect
