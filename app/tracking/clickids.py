@@ -17,7 +17,6 @@ from urllib.parse import unquote_plus
 RANDOM_BYTES = 16
 MAC_BYTES = 8
 CLICK_ID_LENGTH = 32  # base64url of 24 bytes, no padding
-STORED_KEY_LENGTH = 22  # base64url of the 16 random bytes, no padding
 
 
 def _b64(raw: bytes) -> str:
