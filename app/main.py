@@ -16,6 +16,8 @@ from app.bounces.receiver import BounceHandler, start_receiver
 from app.bounces.router import router as bounces_router
 from app.bounces.verp import ReturnPaths
 from app.campaigns.router import router as campaigns_router
+from app.conversions.router import router as conversions_router
+from app.conversions.writer import ConversionWriter
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import UnexpectedErrors, install_error_handlers
@@ -71,9 +73,15 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
         recorder.start()
         app.state.tracking = Tracking(
             settings=settings,
-            resolver=LinkResolver(engine),
+            resolver=LinkResolver(engine, attribution_param=settings.attribution_param),
             salts=VisitorSalts(engine),
             recorder=recorder,
+        )
+        app.state.conversions = ConversionWriter(
+            engine,
+            click_ids=app.state.tracking.click_ids,
+            window_days=settings.attribution_days,
+            pending_clicks=recorder.flush,
         )
         worker_task = retention_task = dispatcher_task = None
         if settings.worker == "on":
@@ -104,6 +112,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
                 app.state.dispatcher.stop()
                 await dispatcher_task
             await recorder.close()
+            await app.state.conversions.close()
             await engine.dispose()
 
     app = AmplifyApp(
@@ -130,6 +139,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
     app.include_router(stats_router)
     app.include_router(organizations_router)
     app.include_router(engagement_router)
+    app.include_router(conversions_router)
     app.include_router(webhooks_router)
     app.include_router(pages_router)
     app.include_router(dashboard_router)

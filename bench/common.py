@@ -108,6 +108,7 @@ async def create_campaign(
     intro: str = "Three things worth sharing this week.",
     messages: int = 3,
     variants: int = 0,
+    attribution: bool = True,
 ) -> dict[str, Any]:
     """A draft campaign of `messages` messages on every bench network, through the API, each
     with `variants` copy variants beside its base text."""
@@ -119,6 +120,7 @@ async def create_campaign(
             "subject": "Help us spread the word – bench",
             "intro": intro,
             "networks": NETWORKS,
+            "attribution": attribution,
             "messages": [
                 {
                     "text": f"Message {n}: we shipped something great",

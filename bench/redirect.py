@@ -2,6 +2,7 @@
 answered redirect checked against the clicks stored.
 
     python bench/redirect.py [--seconds 10] [--connections 64] [--database-url URL] [--skip-bare]
+                             [--attribution on|off]
 
 Seeds a real campaign (200 amplifiers x 3 messages x 4 networks: 4,800 share and visit codes) in
 a fresh database (a SQLite temp file, or a scratch database created beside --database-url on
@@ -17,6 +18,10 @@ request (uvicorn's access log), a second bare run without it shows what that log
 Each wrk run sends redirects for --seconds, then parks every connection on an unfinished request
 for one more second (see the Lua script), so no redirect is in flight when wrk stops and
 "stored == answered" is exact. Requests/s is responses / --seconds.
+
+The campaign has conversion attribution on (the default; `--attribution off` for the run
+without): every human visit redirect then mints a click id and the flush stores it, which the
+check compares too (click ids stored == human visit clicks stored).
 
 Exits non-zero when stored != answered, on any 5xx, or when a redirect was left unanswered.
 """
@@ -134,10 +139,16 @@ async def wrk_redirects(
 # --- database -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Seeded:
+    links: list[tuple[str, str]]  # (code, kind) of every link
+    key: str  # the organization's editor key
+
+
 async def seed(
-    settings: Settings, amplifiers: int, *, webhook: bool = False
-) -> list[tuple[str, str]]:
-    """A real campaign through the app's own services; returns every (code, kind) it made.
+    settings: Settings, amplifiers: int, *, webhook: bool = False, attribution: bool = True
+) -> Seeded:
+    """A real campaign through the app's own services, with every link it made.
     With `webhook`, a clicks.recorded endpoint listens (the flush then writes its outbox rows;
     the bench server runs no worker, so nothing is posted)."""
     app = create_app(settings)
@@ -164,12 +175,12 @@ async def seed(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
             headers = org.headers
-            campaign = await create_campaign(http, headers)
+            campaign = await create_campaign(http, headers, attribution=attribution)
             response = await http.post(f"/api/v1/campaigns/{campaign['id']}/send", headers=headers)
             assert response.status_code == 202, response.text
         async with app.state.sessionmaker() as session:
             rows = await session.execute(text("SELECT code, kind FROM links ORDER BY id"))
-            return [(code, kind) for code, kind in rows.all()]
+            return Seeded([(code, kind) for code, kind in rows.all()], org.key)
 
 
 class ClickCounter:
@@ -179,6 +190,17 @@ class ClickCounter:
     async def count(self) -> int:
         async with self.engine.connect() as connection:
             return int((await connection.execute(text("SELECT count(*) FROM clicks"))).scalar_one())
+
+    async def click_ids(self) -> tuple[int, int]:
+        """(click ids stored, human visit clicks stored)."""
+        async with self.engine.connect() as connection:
+            ids = (await connection.execute(text("SELECT count(*) FROM click_ids"))).scalar_one()
+            visits = (
+                await connection.execute(
+                    text("SELECT count(*) FROM clicks WHERE kind = 'visit' AND NOT is_bot")
+                )
+            ).scalar_one()
+        return int(ids), int(visits)
 
     async def settle(self, expected: int) -> tuple[int, float | None]:
         """Poll until the count reaches `expected` (or passes it), at most SETTLE_SECONDS.
@@ -217,6 +239,8 @@ class AmplifyRun:
     returncode: int | None
     cpu_percent: float
     access_lines: int
+    click_ids: int
+    human_visits: int
 
 
 def show_wrk(title: str, result: WrkResult) -> None:
@@ -248,6 +272,7 @@ async def bench_amplify(
     finally:
         await server.stop()
     final = await counter.count()
+    click_ids, human_visits = await counter.click_ids()
     await counter.close()
     log_text = server.log.read_text(errors="replace")
     return AmplifyRun(
@@ -266,6 +291,8 @@ async def bench_amplify(
         returncode=server.returncode,
         cpu_percent=cpu_percent,
         access_lines=log_text.count('"GET /r/'),
+        click_ids=click_ids,
+        human_visits=human_visits,
     )
 
 
@@ -425,7 +452,12 @@ def print_report(
     server_errors = run.warmup.server_errors + m.server_errors + rate.server_errors
     if server_errors:
         print(f"5xx responses from amplify: {server_errors}")
-    ok = equal and server_errors == 0
+    wanted_ids = run.human_visits if args.attribution == "on" else 0
+    print(
+        f"attribution {args.attribution}: click ids stored {run.click_ids}, human visit clicks "
+        f"stored {run.human_visits}: " + ("OK" if run.click_ids == wanted_ids else "MISMATCH")
+    )
+    ok = equal and server_errors == 0 and run.click_ids == wanted_ids
     print("check: " + ("OK" if ok else "FAILED"))
     return ok
 
@@ -438,6 +470,12 @@ async def main() -> int:
     parser.add_argument("--skip-bare", action="store_true")
     parser.add_argument(
         "--webhook", action="store_true", help="with a clicks.recorded webhook endpoint"
+    )
+    parser.add_argument(
+        "--attribution",
+        choices=("on", "off"),
+        default="on",
+        help="the campaign's conversion attribution (click ids on human visits)",
     )
     parser.add_argument("--amplifiers", type=int, default=200)
     parser.add_argument("--rate", type=float, default=1000, help="fixed-rate run, req/s")
@@ -454,7 +492,14 @@ async def main() -> int:
         await asyncio.to_thread(upgrade, url)
         settings = bench_settings(url, tmp, scanner_window=0)
         started = time.perf_counter()
-        links = await seed(settings, args.amplifiers, webhook=args.webhook)
+        links = (
+            await seed(
+                settings,
+                args.amplifiers,
+                webhook=args.webhook,
+                attribution=args.attribution == "on",
+            )
+        ).links
         seed_seconds = time.perf_counter() - started
         kinds: dict[str, int] = {}
         for _, kind in links:
@@ -468,7 +513,7 @@ async def main() -> int:
             + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
             + f") for {args.amplifiers} amplifiers in {seed_seconds:.1f} s; database {backend}; "
             f"wrk -t2 -c{args.connections}, {args.seconds} s measured after a "
-            f"{WARMUP_SECONDS} s warm-up",
+            f"{WARMUP_SECONDS} s warm-up; attribution {args.attribution}",
             flush=True,
         )
 

@@ -9,7 +9,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,14 +170,32 @@ def _row_data(columns: list[str], record: list[str]) -> dict[str, Any]:
     return data
 
 
-def parse_csv(body: bytes, *, max_rows: int) -> ParsedImport:
-    """Rows of a CSV file with a header line; row numbers are the record's first line."""
+@dataclass(slots=True)
+class CsvFile:
+    """A CSV file's header columns and its records (each with its first line's number), the
+    bad records already reported in `errors`."""
+
+    columns: list[str]
+    records: list[tuple[int, list[str]]]
+    errors: list[RowError]
+
+
+def read_csv(
+    body: bytes,
+    *,
+    max_rows: int,
+    header: Callable[[list[str], int], list[str]],
+    example_header: str,
+) -> CsvFile:
+    """Records of a UTF-8 CSV file with a header line (`header` checks it and names the
+    columns). Blank lines are skipped; a record that is not valid CSV, or whose number of
+    fields differs from the header's, is reported and skipped, never shifted into wrong
+    columns. More than `max_rows` records refuse the whole file."""
     reader = csv.reader(io.StringIO(_decode(body), newline=""), strict=True)
-    parsed = ParsedImport()
     columns: list[str] | None = None
-    fields: frozenset[str] = frozenset()
-    audience_networks: frozenset[str] = frozenset()
-    records = 0
+    records: list[tuple[int, list[str]]] = []
+    errors: list[RowError] = []
+    count = 0
     line_done = 0
     while True:
         first_line = line_done + 1
@@ -191,46 +209,59 @@ def parse_csv(body: bytes, *, max_rows: int) -> ParsedImport:
                 raise InvalidImportFile(
                     f"The header (line {first_line}) is not valid CSV: {exc}."
                 ) from None
-            records += 1
-            if records > max_rows:
+            count += 1
+            if count > max_rows:
                 raise _too_many_rows(max_rows) from None
-            parsed.errors.append(RowError(first_line, f"row: not valid CSV: {exc}"))
+            errors.append(RowError(first_line, f"row: not valid CSV: {exc}"))
             continue
         line_done = reader.line_num
         if not any(cell.strip() for cell in record):
             continue
         if columns is None:
-            columns = _columns(record, first_line)
-            audience_networks = frozenset(
-                c.removeprefix(AUDIENCE_PREFIX) for c in columns if c.startswith(AUDIENCE_PREFIX)
-            )
-            fields = frozenset(c for c in columns if c in FIELD_COLUMNS)
-            if audience_networks:
-                fields |= {"audience"}
+            columns = header(record, first_line)
             continue
-        records += 1
-        if records > max_rows:
+        count += 1
+        if count > max_rows:
             raise _too_many_rows(max_rows)
         if len(record) != len(columns):
-            parsed.errors.append(
+            errors.append(
                 RowError(
                     first_line,
                     f"columns: the row has {len(record)} fields, the header has {len(columns)}",
                 )
             )
             continue
+        records.append((first_line, record))
+    if columns is None:
+        raise InvalidImportFile(
+            f"The file is empty; it needs a header line such as '{example_header}'."
+        )
+    return CsvFile(columns, records, errors)
+
+
+def parse_csv(body: bytes, *, max_rows: int) -> ParsedImport:
+    """Rows of a CSV file with a header line; row numbers are the record's first line."""
+    file = read_csv(body, max_rows=max_rows, header=_columns, example_header="email,name")
+    columns = file.columns
+    audience_networks = frozenset(
+        c.removeprefix(AUDIENCE_PREFIX) for c in columns if c.startswith(AUDIENCE_PREFIX)
+    )
+    fields = frozenset(c for c in columns if c in FIELD_COLUMNS)
+    if audience_networks:
+        fields |= {"audience"}
+    parsed = ParsedImport(errors=file.errors)
+    for line, record in file.records:
         data = _row_data(columns, record)
         if not data["email"].strip():
-            parsed.errors.append(RowError(first_line, "email: is required"))
+            parsed.errors.append(RowError(line, "email: is required"))
             continue
         try:
             amplifier = AmplifierCreate.model_validate(data)
         except ValidationError as exc:
-            parsed.errors.append(RowError(first_line, describe(exc, csv_columns=True)))
+            parsed.errors.append(RowError(line, describe(exc, csv_columns=True)))
             continue
-        parsed.add(ImportRow(first_line, amplifier, fields, audience_networks))
-    if columns is None:
-        raise InvalidImportFile("The file is empty; it needs a header line such as 'email,name'.")
+        parsed.add(ImportRow(line, amplifier, fields, audience_networks))
+    parsed.errors.sort(key=lambda error: error.row)
     return parsed
 
 

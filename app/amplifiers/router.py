@@ -6,7 +6,7 @@ from starlette.concurrency import run_in_threadpool
 from app.amplifiers import importer, service
 from app.amplifiers.schemas import AmplifierCreate, AmplifierRead, AmplifierUpdate, ImportResult
 from app.core.deps import EditorDep, SessionDep, SettingsDep, SignerDep, ViewerDep
-from app.core.errors import PayloadTooLarge
+from app.core.limits import read_body
 from app.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.models import AmplifierStatus
 
@@ -36,20 +36,6 @@ _IMPORT_OPENAPI: dict[str, Any] = {
         },
     }
 }
-
-
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    """The body, read as a stream and refused as soon as it passes `max_bytes`."""
-    too_large = PayloadTooLarge(f"The request body exceeds {max_bytes} bytes.")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise too_large
-    return bytes(body)
 
 
 @router.post(
@@ -116,7 +102,7 @@ async def import_amplifiers(
 ) -> ImportResult:
     """Upsert amplifiers by email from CSV or a JSON array; bad rows are reported and skipped."""
     kind = importer.media_type_of(request.headers.get("content-type"))
-    body = await _read_body(request, settings.max_body_bytes)
+    body = await read_body(request, settings.max_body_bytes)
     # Parsing and validating thousands of rows is CPU work: keep it off the event loop.
     parsed = await run_in_threadpool(
         importer.parse, body, kind=kind, max_rows=settings.import_max_rows

@@ -273,6 +273,10 @@ class CampaignCreate(InputModel):
     audience: AudienceIn = Field(default_factory=AudienceIn)
     networks: Networks
     utm: StrictBool = True
+    attribution: StrictBool = Field(
+        default=True,
+        description="Human visits carry a click id (`amp_cid`) to report conversions against.",
+    )
     messages: list[MessageIn] = Field(default_factory=list, max_length=MAX_MESSAGES)
     translations: CampaignTranslations = Field(default_factory=dict)
 
@@ -282,7 +286,14 @@ class CampaignUpdate(InputModel):
 
     model_config = ConfigDict(
         json_schema_extra=hide_null(
-            "name", "subject", "intro", "audience", "networks", "utm", "translations"
+            "name",
+            "subject",
+            "intro",
+            "audience",
+            "networks",
+            "utm",
+            "attribution",
+            "translations",
         )
     )
 
@@ -292,10 +303,19 @@ class CampaignUpdate(InputModel):
     audience: AudienceIn | None = None
     networks: Networks | None = None
     utm: StrictBool | None = None
+    attribution: StrictBool | None = None
     translations: CampaignTranslations | None = None
 
     _no_null = field_validator(
-        "name", "subject", "intro", "audience", "networks", "utm", "translations", mode="before"
+        "name",
+        "subject",
+        "intro",
+        "audience",
+        "networks",
+        "utm",
+        "attribution",
+        "translations",
+        mode="before",
     )(_refuse_null)
 
 
@@ -329,6 +349,7 @@ class CampaignRead(OutputModel):
     audience: AudienceRead
     networks: list[Network]
     utm: bool
+    attribution: bool
     status: CampaignStatus
     scheduled_at: UtcDatetime | None
     sent_at: UtcDatetime | None

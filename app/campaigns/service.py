@@ -269,6 +269,7 @@ async def create(session: AsyncSession, *, organization_id: int, data: CampaignC
         audience={"tags": list(data.audience.tags)},
         networks=list(data.networks),
         utm=data.utm,
+        attribution=data.attribution,
         translations=_campaign_translations(data.translations),
         status=CampaignStatus.DRAFT,
         created_at=now,
@@ -315,7 +316,8 @@ async def update(
     frozen = sorted(set(changes) - ALWAYS_EDITABLE)
     if frozen and campaign.status != CampaignStatus.DRAFT:
         raise CampaignLocked(
-            f"Campaign {campaign_id} is {campaign.status}: its audience, networks, utm and "
+            f"Campaign {campaign_id} is {campaign.status}: its audience, networks, utm, "
+            f"attribution and "
             f"messages were fixed when sending was prepared; only name, subject and intro may "
             f"change (not {', '.join(frozen)}).",
             errors=[{"loc": ["body", field], "msg": "cannot change any more"} for field in frozen],

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     scanner_window: int = Field(default=10, ge=0)
     unsubscribe_mailto: str | None = None
     click_retention_days: int = Field(default=90, ge=1)
+    # Conversion attribution: the landing page's query parameter, and how long after a click
+    # a conversion may still be attributed to it.
+    attribution_param: str = "amp_cid"
+    attribution_days: int = Field(default=90, ge=1, le=3650)
     # "127.0.0.1, 10.0.0.0/8, ::1" in the environment
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     click_flush_seconds: float = Field(default=0.1, gt=0, le=10)
@@ -107,6 +111,16 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("AMPLIFY_PUBLIC_URL must be an absolute http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("attribution_param")
+    @classmethod
+    def _attribution_param_is_a_plain_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.~-]{1,64}", value):
+            raise ValueError(
+                "AMPLIFY_ATTRIBUTION_PARAM must be a query parameter name of 1-64 letters, "
+                "digits, '_', '.', '~' or '-' (like amp_cid)"
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -2,9 +2,10 @@
 
 import json
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PROBLEM_JSON, problem_body
+from app.core.errors import PROBLEM_JSON, PayloadTooLarge, problem_body
 
 
 class BodyTooLarge(Exception):
@@ -72,3 +73,17 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, read as a stream and refused as soon as it passes `max_bytes`."""
+    too_large = PayloadTooLarge(f"The request body exceeds {max_bytes} bytes.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_large
+    return bytes(body)

@@ -73,6 +73,8 @@ METRIC_NAMES = {
     "share_clicks": "Share clicks",
     "unique_visitors": "Unique visitors",
     "bot_clicks": "Bot clicks",
+    "conversions": "Conversions",
+    "conversion_value": "Conversion value",
 }
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 

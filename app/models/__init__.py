@@ -5,6 +5,7 @@ from app.models.api_key import ApiKey, Role
 from app.models.bounce import BounceEvent, BounceKind
 from app.models.campaign import Campaign, CampaignStatus
 from app.models.click import Click, ClickRollup, LinkVisitor, VisitorSalt
+from app.models.conversion import ClickId, Conversion
 from app.models.delivery import Delivery, DeliveryStatus
 from app.models.link import Link, LinkKind
 from app.models.message import Message
@@ -44,7 +45,9 @@ __all__ = [
     "CampaignHour",
     "CampaignStatus",
     "Click",
+    "ClickId",
     "ClickRollup",
+    "Conversion",
     "CostPerClick",
     "Delivery",
     "DeliveryStatus",

@@ -2,7 +2,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.db import Base, JSONType, UTCDateTime, utcnow
@@ -34,6 +34,8 @@ class Campaign(Base):
         JSONType, default=dict, server_default=text("'{}'")
     )
     utm: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Human visits carry a click id (`amp_cid`) that conversions are reported against.
+    attribution: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     status: Mapped[str] = mapped_column(String(16), default=CampaignStatus.DRAFT)
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

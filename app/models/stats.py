@@ -2,7 +2,9 @@
 app/tracking/clickstore.py), so every dashboard read is a small indexed aggregate.
 
 Counts are human unless named `bot_*`; `unique_visitors` counts visit-link visitors (one per link
-and UTC day). A deleted amplifier's rows keep their numbers under amplifier id 0.
+and UTC day). `conversions` and `conversion_value` (the organization's currency) are added by
+each conversion reported (app/conversions/rollups.py), in the hour and day it occurred. A
+deleted amplifier's rows keep their numbers under amplifier id 0.
 """
 
 from datetime import date, datetime
@@ -45,6 +47,8 @@ class Engagement(Base):
     share_clicks: Mapped[int] = mapped_column(Integer, default=0)
     visits: Mapped[int] = mapped_column(Integer, default=0)
     unique_visitors: Mapped[int] = mapped_column(Integer, default=0)
+    conversions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    conversion_value: Mapped[Decimal] = mapped_column(Numeric(18, 4), default=0, server_default="0")
     bot_clicks: Mapped[int] = mapped_column(Integer, default=0)
     # The hour of the first human share click (None while there is none): points are earned then.
     first_shared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -64,6 +68,8 @@ class CampaignHour(Base):
     share_clicks: Mapped[int] = mapped_column(Integer, default=0)
     visits: Mapped[int] = mapped_column(Integer, default=0)
     unique_visitors: Mapped[int] = mapped_column(Integer, default=0)
+    conversions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    conversion_value: Mapped[Decimal] = mapped_column(Numeric(18, 4), default=0, server_default="0")
     bot_clicks: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -82,6 +88,8 @@ class AmplifierDay(Base):
     share_clicks: Mapped[int] = mapped_column(Integer, default=0)
     visits: Mapped[int] = mapped_column(Integer, default=0)
     unique_visitors: Mapped[int] = mapped_column(Integer, default=0)
+    conversions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    conversion_value: Mapped[Decimal] = mapped_column(Numeric(18, 4), default=0, server_default="0")
     # (campaign, message, network) first shared that day: their share points are earned then.
     first_shares: Mapped[int] = mapped_column(Integer, default=0)
     points: Mapped[int] = mapped_column(Integer, default=0)
@@ -110,6 +118,8 @@ class CampaignCount(Base):
     share_clicks: Mapped[int] = mapped_column(Integer, default=0)
     visits: Mapped[int] = mapped_column(Integer, default=0)
     unique_visitors: Mapped[int] = mapped_column(Integer, default=0)
+    conversions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    conversion_value: Mapped[Decimal] = mapped_column(Numeric(18, 4), default=0, server_default="0")
     bot_clicks: Mapped[int] = mapped_column(Integer, default=0)
     sharers: Mapped[int] = mapped_column(Integer, default=0)
     potential_reach: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -153,6 +163,8 @@ class CampaignAmplifier(Base):
     share_clicks: Mapped[int] = mapped_column(Integer, default=0)
     visits: Mapped[int] = mapped_column(Integer, default=0)
     unique_visitors: Mapped[int] = mapped_column(Integer, default=0)
+    conversions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    conversion_value: Mapped[Decimal] = mapped_column(Numeric(18, 4), default=0, server_default="0")
     bot_clicks: Mapped[int] = mapped_column(Integer, default=0)
     shared_pairs: Mapped[int] = mapped_column(Integer, default=0)
     points: Mapped[int] = mapped_column(Integer, default=0)
@@ -172,6 +184,8 @@ class AmplifierTotal(Base):
     share_clicks: Mapped[int] = mapped_column(Integer, default=0)
     visits: Mapped[int] = mapped_column(Integer, default=0)
     unique_visitors: Mapped[int] = mapped_column(Integer, default=0)
+    conversions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    conversion_value: Mapped[Decimal] = mapped_column(Numeric(18, 4), default=0, server_default="0")
     points: Mapped[int] = mapped_column(Integer, default=0)
 
 

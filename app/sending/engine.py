@@ -44,6 +44,10 @@ def start_click_retention(
 ) -> asyncio.Task[None]:
     """The retention job runs beside every worker (hourly, cheap when there is nothing to do)."""
     return asyncio.create_task(
-        purge_clicks_periodically(sessionmaker, retention_days=settings.click_retention_days),
+        purge_clicks_periodically(
+            sessionmaker,
+            retention_days=settings.click_retention_days,
+            attribution_days=settings.attribution_days,
+        ),
         name="amplify-click-retention",
     )

@@ -209,6 +209,8 @@ def _csv(rows: list[CampaignAmplifierStats]) -> str:
     header += ["unique_visitors", "bot_clicks"]
     for network in networks:
         header += [f"{network}_share_clicks", f"{network}_visits", f"{network}_unique_visitors"]
+    # Added after the click columns, so that spreadsheets reading those by position still work.
+    header += ["conversions", "conversion_value", *(f"{n}_conversions" for n in networks)]
     writer.writerow(header)
     for row in rows:
         values: list[object] = [row.amplifier_id, row.email, row.name or "", row.points]
@@ -216,6 +218,8 @@ def _csv(rows: list[CampaignAmplifierStats]) -> str:
         for network in networks:
             counts = row.by_network[network]
             values += [counts.share_clicks, counts.visits, counts.unique_visitors]
+        values += [row.conversions, row.conversion_value]
+        values += [row.by_network[network].conversions for network in networks]
         writer.writerow([_cell(v) for v in values])
     return out.getvalue()
 

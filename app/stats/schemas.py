@@ -13,6 +13,8 @@ class MessageNetworkCounts(BaseModel):
     visits: int = 0
     unique_visitors: int = 0
     bot_clicks: int = 0
+    conversions: int = 0
+    conversion_value: float = Field(default=0.0, description="In the organization's currency.")
 
 
 class NetworkCounts(MessageNetworkCounts):
@@ -39,7 +41,9 @@ class CampaignStats(BaseModel):
     bot_clicks: int
     potential_reach: int
     emv: float
-    currency: str
+    conversions: int = 0
+    conversion_value: float = 0.0
+    currency: str = Field(description="Of `emv` and `conversion_value`.")
     by_network: dict[str, NetworkCounts]
     by_message: list[MessageCounts]
     updated_at: UtcDatetime
@@ -49,6 +53,8 @@ class AmplifierNetworkCounts(BaseModel):
     share_clicks: int = 0
     visits: int = 0
     unique_visitors: int = 0
+    conversions: int = 0
+    conversion_value: float = Field(default=0.0, description="In the organization's currency.")
 
 
 class CampaignAmplifierStats(BaseModel):
@@ -60,6 +66,8 @@ class CampaignAmplifierStats(BaseModel):
     unique_visitors: int
     bot_clicks: int
     points: int
+    conversions: int = 0
+    conversion_value: float = 0.0
     by_network: dict[str, AmplifierNetworkCounts]
 
 
@@ -90,6 +98,8 @@ class MessageStats(BaseModel):
     visits: int
     unique_visitors: int
     bot_clicks: int
+    conversions: int = 0
+    conversion_value: float = 0.0
     by_network: dict[str, MessageNetworkCounts]
     by_variant: list[VariantStats] = Field(
         description="Per copy variant, in variant order (one entry for a message without variants)."
@@ -103,6 +113,8 @@ class AmplifierCampaignCounts(BaseModel):
     visits: int
     unique_visitors: int
     points: int
+    conversions: int = 0
+    conversion_value: float = 0.0
 
 
 class AmplifierStats(BaseModel):
@@ -112,17 +124,21 @@ class AmplifierStats(BaseModel):
     unique_visitors: int
     bot_clicks: int
     points: int
+    conversions: int = 0
+    conversion_value: float = 0.0
     by_network: dict[str, AmplifierNetworkCounts]
     by_campaign: list[AmplifierCampaignCounts]
 
 
 Interval = Literal["hour", "day"]
-Metric = Literal["visits", "share_clicks", "unique_visitors", "bot_clicks"]
+Metric = Literal[
+    "visits", "share_clicks", "unique_visitors", "bot_clicks", "conversions", "conversion_value"
+]
 
 
 class TimePoint(BaseModel):
     t: str = Field(description="Bucket start, ISO 8601 in the requested zone.")
-    value: int
+    value: int | float = Field(description="A count; an amount for `conversion_value`.")
 
 
 class Timeseries(BaseModel):
@@ -140,6 +156,8 @@ class LeaderboardEntry(BaseModel):
     share_clicks: int
     visits: int
     unique_visitors: int
+    conversions: int = 0
+    conversion_value: float = 0.0
 
 
 class LeaderboardPage(BaseModel):

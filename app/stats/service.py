@@ -3,7 +3,7 @@ app/tracking/counters.py): a campaign's answer reads O(messages × networks) cou
 ranked lists read an index in points order, never every amplifier's rows."""
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -66,6 +66,8 @@ _sums = (
     func.coalesce(func.sum(E.visits), 0).label("visits"),
     func.coalesce(func.sum(E.unique_visitors), 0).label("unique_visitors"),
     func.coalesce(func.sum(E.bot_clicks), 0).label("bot_clicks"),
+    func.coalesce(func.sum(E.conversions), 0).label("conversions"),
+    func.coalesce(func.sum(E.conversion_value), 0).label("conversion_value"),
 )
 _counter_columns = (
     C.message_id,
@@ -76,6 +78,8 @@ _counter_columns = (
     C.bot_clicks,
     C.sharers,
     C.potential_reach,
+    C.conversions,
+    C.conversion_value,
 )
 
 
@@ -85,16 +89,26 @@ class Counts:
     visits: int = 0
     unique_visitors: int = 0
     bot_clicks: int = 0
+    conversions: int = 0
+    conversion_value: Decimal = Decimal(0)
 
     @classmethod
     def of(cls, row: Any) -> "Counts":
-        """From a row with labelled share_clicks, visits, unique_visitors, bot_clicks."""
+        """From a row with labelled share_clicks, visits, unique_visitors, bot_clicks,
+        conversions, conversion_value."""
         return cls(
             int(row.share_clicks or 0),
             int(row.visits or 0),
             int(row.unique_visitors or 0),
             int(row.bot_clicks or 0),
+            int(row.conversions or 0),
+            Decimal(row.conversion_value or 0),
         )
+
+
+def amount(value: Any) -> float:
+    """A sum of conversion values as answered (SQLite's sums come back as floats)."""
+    return float(_exact(value).quantize(Decimal("0.0001")))
 
 
 def _emv(visits: int, rate: cpc.Cpc) -> Decimal:
@@ -223,6 +237,8 @@ async def campaign_stats(
         bot_clicks=total.bot_clicks,
         potential_reach=reach,
         emv=_money(emv),
+        conversions=total.conversions,
+        conversion_value=amount(total.conversion_value),
         currency=currency,
         by_network=network_counts,
         by_message=sorted(message_counts.values(), key=lambda m: m.position),
@@ -249,6 +265,8 @@ def _add(a: Counts, b: Counts) -> Counts:
         a.visits + b.visits,
         a.unique_visitors + b.unique_visitors,
         a.bot_clicks + b.bot_clicks,
+        a.conversions + b.conversions,
+        a.conversion_value + b.conversion_value,
     )
 
 
@@ -256,8 +274,22 @@ def _accumulate(target: Any, counts: Counts) -> None:
     target.share_clicks += counts.share_clicks
     target.visits += counts.visits
     target.unique_visitors += counts.unique_visitors
+    target.conversions += counts.conversions
+    target.conversion_value = amount(
+        Decimal(str(target.conversion_value)) + counts.conversion_value
+    )
     if hasattr(target, "bot_clicks"):
         target.bot_clicks += counts.bot_clicks
+
+
+def _amplifier_network(counts: Counts) -> AmplifierNetworkCounts:
+    return AmplifierNetworkCounts(
+        share_clicks=counts.share_clicks,
+        visits=counts.visits,
+        unique_visitors=counts.unique_visitors,
+        conversions=counts.conversions,
+        conversion_value=amount(counts.conversion_value),
+    )
 
 
 # --- per amplifier of a campaign --------------------------------------------------------------
@@ -273,6 +305,8 @@ _amplifier_columns: tuple[Any, ...] = (
     func.coalesce(CA.unique_visitors, 0).label("unique_visitors"),
     func.coalesce(CA.bot_clicks, 0).label("bot_clicks"),
     func.coalesce(CA.points, 0).label("points"),
+    func.coalesce(CA.conversions, 0).label("conversions"),
+    func.coalesce(CA.conversion_value, 0).label("conversion_value"),
 )
 
 
@@ -350,11 +384,7 @@ async def campaign_amplifiers(
         )
         for row in network_rows.all():
             counts = Counts.of(row)
-            per_network[row.amplifier_id][row.network] = AmplifierNetworkCounts(
-                share_clicks=counts.share_clicks,
-                visits=counts.visits,
-                unique_visitors=counts.unique_visitors,
-            )
+            per_network[row.amplifier_id][row.network] = _amplifier_network(counts)
     return [
         CampaignAmplifierStats(
             amplifier_id=row.amplifier_id,
@@ -365,6 +395,8 @@ async def campaign_amplifiers(
             unique_visitors=int(row.unique_visitors),
             bot_clicks=int(row.bot_clicks),
             points=int(row.points),
+            conversions=int(row.conversions),
+            conversion_value=amount(row.conversion_value),
             by_network={
                 n: per_network[row.amplifier_id].get(n, AmplifierNetworkCounts())
                 for n in campaign.networks
@@ -420,6 +452,8 @@ async def message_stats(
         visits=total.visits,
         unique_visitors=total.unique_visitors,
         bot_clicks=total.bot_clicks,
+        conversions=total.conversions,
+        conversion_value=amount(total.conversion_value),
         by_network=by_network,
         by_variant=await variant_stats(
             session,
@@ -491,11 +525,7 @@ async def amplifier_stats(
     ).all():
         counts = Counts.of(row)
         bots += counts.bot_clicks
-        by_network[row.network] = AmplifierNetworkCounts(
-            share_clicks=counts.share_clicks,
-            visits=counts.visits,
-            unique_visitors=counts.unique_visitors,
-        )
+        by_network[row.network] = _amplifier_network(counts)
     CA = CampaignAmplifier
     by_campaign = [
         AmplifierCampaignCounts(
@@ -505,6 +535,8 @@ async def amplifier_stats(
             visits=int(row.visits),
             unique_visitors=int(row.unique_visitors),
             points=int(row.points),
+            conversions=int(row.conversions),
+            conversion_value=amount(row.conversion_value),
         )
         for row in (
             await session.execute(
@@ -515,6 +547,8 @@ async def amplifier_stats(
                     CA.visits,
                     CA.unique_visitors,
                     CA.points,
+                    CA.conversions,
+                    CA.conversion_value,
                 )
                 .join(Campaign, Campaign.id == CA.campaign_id)
                 .where(CA.amplifier_id == amplifier.id)
@@ -530,6 +564,8 @@ async def amplifier_stats(
         unique_visitors=unique,
         bot_clicks=bots,
         points=sum(c.points for c in by_campaign),
+        conversions=sum(n.conversions for n in by_network.values()),
+        conversion_value=amount(sum(Decimal(str(n.conversion_value)) for n in by_network.values())),
         by_network=by_network,
         by_campaign=by_campaign,
     )
@@ -584,8 +620,9 @@ async def timeseries(
             "`until` is before `since`.", errors=[{"loc": ["query", "until"], "msg": "too early"}]
         )
     column = getattr(CampaignHour, metric)
+    number: Callable[[Any], int | Decimal] = _exact if metric == "conversion_value" else int
     values = {
-        _aware(hour): int(value)
+        _aware(hour): number(value)
         for hour, value in (
             await session.execute(
                 select(CampaignHour.hour, column).where(
@@ -600,21 +637,33 @@ async def timeseries(
         count = int((end - start).total_seconds() // 3600) + 1
         _check_buckets(count)
         hours = (start + timedelta(hours=i) for i in range(count))
-        points = [TimePoint(t=_iso(h, tz), value=values.get(h, 0)) for h in hours]
+        points = [TimePoint(t=_iso(h, tz), value=_answered(values.get(h, 0))) for h in hours]
     else:
         points = _days(values, since.astimezone(tz).date(), until.astimezone(tz).date(), tz)
     return Timeseries(interval=interval, metric=metric, tz=tz.key, points=points)
 
 
-def _days(values: dict[datetime, int], first: date, last: date, tz: ZoneInfo) -> list[TimePoint]:
+def _exact(value: Any) -> Decimal:
+    return Decimal(str(value or 0))
+
+
+def _answered(value: int | Decimal) -> int | float:
+    return amount(value) if isinstance(value, Decimal) else value
+
+
+def _days(
+    values: dict[datetime, int | Decimal], first: date, last: date, tz: ZoneInfo
+) -> list[TimePoint]:
     count = (last - first).days + 1
     _check_buckets(count)
-    totals: dict[date, int] = defaultdict(int)
+    totals: dict[date, int | Decimal] = defaultdict(int)
     for hour, value in values.items():
         totals[hour.astimezone(tz).date()] += value
     days = (first + timedelta(days=i) for i in range(count))
     return [
-        TimePoint(t=_iso(datetime.combine(d, time(), tzinfo=tz), tz), value=totals.get(d, 0))
+        TimePoint(
+            t=_iso(datetime.combine(d, time(), tzinfo=tz), tz), value=_answered(totals.get(d, 0))
+        )
         for d in days
     ]
 
@@ -658,6 +707,8 @@ async def leaderboard(
             share_clicks=int(row.share_clicks or 0),
             visits=int(row.visits or 0),
             unique_visitors=int(row.unique_visitors or 0),
+            conversions=int(row.conversions or 0),
+            conversion_value=amount(row.conversion_value),
         )
         for row in (await session.execute(ranked)).all()
     ]
@@ -665,11 +716,13 @@ async def leaderboard(
 
 def _ranked(table: Any, where: Any, columns: Sequence[Any] | None = None) -> Select[Any]:
     """Amplifiers with anything to show (deleted ones left out), best first, then by id."""
-    share, visits, unique, points = columns or (
+    share, visits, unique, points, conversions, value = columns or (
         table.share_clicks,
         table.visits,
         table.unique_visitors,
         table.points,
+        table.conversions,
+        table.conversion_value,
     )
     return (
         select(
@@ -680,6 +733,8 @@ def _ranked(table: Any, where: Any, columns: Sequence[Any] | None = None) -> Sel
             share.label("share_clicks"),
             visits.label("visits"),
             unique.label("unique_visitors"),
+            conversions.label("conversions"),
+            value.label("conversion_value"),
         )
         .join(Amplifier, Amplifier.id == table.amplifier_id)
         .where(where)
@@ -689,13 +744,15 @@ def _ranked(table: Any, where: Any, columns: Sequence[Any] | None = None) -> Sel
 
 def _all_time(organization_id: int) -> Select[Any]:
     T = AmplifierTotal
-    anything = or_(T.points > 0, T.share_clicks > 0, T.visits > 0)
+    anything = or_(T.points > 0, T.share_clicks > 0, T.visits > 0, T.conversions > 0)
     return _ranked(T, and_(T.organization_id == organization_id, anything))
 
 
 def _one_day(organization_id: int, day: date) -> Select[Any]:
     D = AmplifierDay
-    anything = or_(D.points > 0, D.share_clicks > 0, D.visits > 0, D.first_shares > 0)
+    anything = or_(
+        D.points > 0, D.share_clicks > 0, D.visits > 0, D.first_shares > 0, D.conversions > 0
+    )
     return _ranked(D, and_(D.organization_id == organization_id, D.day == day, anything))
 
 
@@ -708,6 +765,8 @@ def _days_between(organization_id: int, since: date | None, until: date | None) 
         func.sum(D.unique_visitors).label("unique_visitors"),
         func.sum(D.points).label("points"),
         func.sum(D.first_shares).label("first_shares"),
+        func.sum(D.conversions).label("conversions"),
+        func.sum(D.conversion_value).label("conversion_value"),
     ).where(D.organization_id == organization_id)
     if since is not None:
         days = days.where(D.day >= since)
@@ -719,5 +778,6 @@ def _days_between(organization_id: int, since: date | None, until: date | None) 
         summed.c.share_clicks > 0,
         summed.c.visits > 0,
         summed.c.first_shares > 0,
+        summed.c.conversions > 0,
     )
     return _ranked(summed.c, anything)

@@ -249,6 +249,20 @@ async def insert_clicks(connection: AsyncConnection, clicks: Sequence[Any]) -> N
     await connection.exec_driver_sql(_SQLITE_CLICKS, (_json(rows),))
 
 
+CLICK_IDS = BulkUpsert(
+    table="click_ids",
+    columns=(("key", "text"), ("link_id", "int"), ("at", "timestamptz")),
+    key=("key",),
+)
+
+
+async def insert_click_ids(connection: AsyncConnection, clicks: Sequence[Any]) -> None:
+    """The click ids handed out with these clicks (recorder.ClickEvent.click_key)."""
+    rows = [(c.click_key, c.link_id, c.at) for c in clicks if c.click_key is not None]
+    if rows:
+        await CLICK_IDS.run(connection, rows)
+
+
 async def add_visitors(
     connection: AsyncConnection, rows: Sequence[VisitorRow]
 ) -> list[tuple[int, datetime]]:

@@ -20,6 +20,7 @@ from app.core.metrics import (
 )
 from app.models import LinkKind
 from app.tracking.bots import classify_user_agent, user_agent_class
+from app.tracking.clickids import ClickIds
 from app.tracking.clients import client_ip, referrer_host, visitor_key
 from app.tracking.codes import looks_like_code
 from app.tracking.recorder import ClickEvent, ClickRecorder
@@ -63,6 +64,7 @@ class Tracking:
         self.recorder = recorder
         self.clock = clock
         self.trusted = settings.trusted_proxies
+        self.click_ids = ClickIds(settings.signing_key())
 
 
 def is_redirect(scope: Scope) -> bool:
@@ -90,14 +92,19 @@ async def redirect(tracking: Tracking, scope: Scope, send: Send) -> None:
         await _send(send, 404, _NOT_FOUND_HEADERS, body)
         REDIRECT_MISSING.inc()
         return
+    location = link.location
     if scope["method"] == "GET":
         try:
-            await _record(tracking, scope, link)
+            click_id = await _record(tracking, scope, link)
         except Exception:  # recording must never cost the visitor the redirect
             tracking.recorder.failed_records += 1
             CLICKS_FAILED.labels("record").inc()
             logger.exception("recording a click on link %s failed", link.id)
-    await _send(send, 302, [(b"location", link.location), *_REDIRECT_HEADERS], b"")
+        else:
+            if click_id is not None and link.attributed is not None:
+                prefix, suffix = link.attributed
+                location = prefix + click_id.encode() + suffix
+    await _send(send, 302, [(b"location", location), *_REDIRECT_HEADERS], b"")
     if scope["method"] == "GET":
         REDIRECT_FOUND.inc()
         REDIRECT_SECONDS.observe(time.perf_counter() - started)
@@ -105,7 +112,8 @@ async def redirect(tracking: Tracking, scope: Scope, send: Send) -> None:
         REDIRECT_HEAD.inc()
 
 
-async def _record(tracking: Tracking, scope: Scope, link: CachedLink) -> None:
+async def _record(tracking: Tracking, scope: Scope, link: CachedLink) -> str | None:
+    """Record the click; returns the click id it was given (human visits with attribution)."""
     user_agent = referer = None
     forwarded: list[str] = []
     prefetch = False
@@ -127,6 +135,9 @@ async def _record(tracking: Tracking, scope: Scope, link: CachedLink) -> None:
     reason = "prefetch" if prefetch else classify_user_agent(user_agent)
     if reason is None and link.kind == LinkKind.SHARE and link.delivery_id is not None:
         reason = await _scanner_reason(tracking, link, now)
+    click_id = stored_key = None
+    if reason is None and link.attributed is not None:
+        click_id, stored_key = tracking.click_ids.mint()
     tracking.recorder.record(
         ClickEvent(
             link_id=link.id,
@@ -139,9 +150,11 @@ async def _record(tracking: Tracking, scope: Scope, link: CachedLink) -> None:
             ua_class=user_agent_class(user_agent),
             referrer_host=referrer_host(referer),
             facts=link.facts,
+            click_key=stored_key,
         )
     )
     await tracking.recorder.room()
+    return click_id
 
 
 async def _scanner_reason(tracking: Tracking, link: CachedLink, now: datetime) -> str | None:

@@ -38,6 +38,7 @@ from app.tracking.clickstore import (
     add_rollups,
     add_visitors,
     burst_suspects,
+    insert_click_ids,
     insert_clicks,
 )
 from app.tracking.counters import add_stats
@@ -62,6 +63,7 @@ class ClickEvent:
     ua_class: str | None
     referrer_host: str | None
     facts: LinkFacts | None = None  # looked up at flush time when missing
+    click_key: str | None = None  # the stored key of the click id it carried (clickids.py)
 
     def row(self, at: Any = None) -> tuple[Any, ...]:
         """The values in `clickstore.CLICK_COLUMNS` order (`at` as given, if given)."""
@@ -239,6 +241,7 @@ async def _uncount_visitors(
 async def store_clicks(connection: AsyncConnection, clicks: Sequence[ClickEvent]) -> int:
     """Insert clicks and keep rollups and visitor sets exact; returns clicks re-flagged."""
     await insert_clicks(connection, clicks)
+    await insert_click_ids(connection, clicks)
     hours = [hour_of(c.at) for c in clicks]
     deltas: dict[Any, _Delta] = defaultdict(_Delta)
     for click, hour in zip(clicks, hours, strict=True):

@@ -17,7 +17,8 @@ from urllib.parse import quote
 from sqlalchemy import Select, select, union
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.models import Campaign, Delivery, Link
+from app.models import Campaign, Delivery, Link, LinkKind
+from app.tracking.clickids import attribution_parts
 from app.tracking.clickstore import FACT_COLUMNS, LinkFacts, link_facts
 
 LINK_CACHE_SIZE = 500_000
@@ -44,6 +45,9 @@ class CachedLink:
     delivery_id: int | None
     facts: LinkFacts
     location: bytes  # the `Location` header value, built once with the cached link
+    # A visit link of an attribution campaign: the `Location` of a human visit is
+    # `prefix + click id + suffix` (app/tracking/clickids.py).
+    attributed: tuple[bytes, bytes] | None = None
 
     @property
     def kind(self) -> str:
@@ -56,6 +60,7 @@ _LINK_COLUMNS: tuple[Any, ...] = (
     Link.target,
     Link.delivery_id,
     Delivery.sent_at,
+    Campaign.attribution,
     *FACT_COLUMNS,
 )
 
@@ -76,8 +81,9 @@ def _with_their_deliveries(codes: list[str]) -> Any:
 
 
 class LinkResolver:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, attribution_param: str = "amp_cid") -> None:
         self.engine = engine
+        self.attribution_param = attribution_param
         self._links: dict[str, CachedLink] = {}
         self._misses: dict[str, float] = {}
         # By link code, not delivery id: SQLite may reuse the id of a deleted delivery.
@@ -142,11 +148,18 @@ class LinkResolver:
             delivery_id=row.delivery_id,
             facts=link_facts(row),
             location=location_header(row.target),
+            attributed=self._attributed(row),
         )
         if len(self._links) >= LINK_CACHE_SIZE:
             del self._links[next(iter(self._links))]
         self._links[row.code] = link
         return link
+
+    def _attributed(self, row: Any) -> tuple[bytes, bytes] | None:
+        if not row.attribution or row.kind != LinkKind.VISIT:
+            return None
+        prefix, suffix = attribution_parts(row.target, self.attribution_param)
+        return location_header(prefix), location_header(suffix)
 
     def _missed(self, code: str) -> None:
         if len(self._misses) >= MISS_CACHE_SIZE:

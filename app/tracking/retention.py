@@ -1,5 +1,7 @@
 """Privacy: raw clicks and visitor sets are deleted after the retention period; the hourly
-rollups stay, so every statistic survives the purge."""
+rollups stay, so every statistic survives the purge. Click ids live on their own clock: as
+long as a conversion may still be attributed to them (the attribution window), plus a grace
+period for conversions reported late, whatever the raw clicks' retention."""
 
 import asyncio
 import logging
@@ -10,11 +12,13 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import utcnow
-from app.models import Click, LinkVisitor, VisitorSalt
+from app.models import Click, ClickId, LinkVisitor, VisitorSalt
 
 logger = logging.getLogger("amplify.retention")
 
 PURGE_EVERY_SECONDS = 3600.0
+# A conversion inside the window may be reported some days after it occurred.
+CLICK_ID_GRACE = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +44,18 @@ async def purge_old_clicks(session: AsyncSession, *, now: datetime, retention_da
     )
 
 
+async def purge_old_click_ids(session: AsyncSession, *, now: datetime, window_days: int) -> int:
+    """Click ids no conversion can be attributed to any more."""
+    cutoff = now - timedelta(days=window_days) - CLICK_ID_GRACE
+    purged = await session.execute(delete(ClickId).where(ClickId.at < cutoff))
+    return int(purged.rowcount)  # type: ignore[attr-defined]
+
+
 async def purge_clicks_periodically(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     retention_days: int,
+    attribution_days: int,
     every_seconds: float = PURGE_EVERY_SECONDS,
 ) -> None:
     """The retention job: purge now, then every `every_seconds`, until cancelled."""
@@ -53,6 +65,7 @@ async def purge_clicks_periodically(
                 purged = await purge_old_clicks(
                     session, now=utcnow(), retention_days=retention_days
                 )
+                await purge_old_click_ids(session, now=utcnow(), window_days=attribution_days)
             if purged.clicks or purged.visitors:
                 logger.info(
                     "retention: purged %s clicks, %s visitor entries",

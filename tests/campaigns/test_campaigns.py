@@ -26,6 +26,7 @@ CAMPAIGN_KEYS = {
     "audience",
     "networks",
     "utm",
+    "attribution",
     "status",
     "scheduled_at",
     "sent_at",

@@ -60,3 +60,31 @@ class TestTrustedProxiesSetting:
             ValidationError, match=re.escape("invalid trusted proxy 'proxy.internal'")
         ):
             Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+class TestAttributionSettings:
+    def test_defaults(self) -> None:
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        assert (settings.attribution_param, settings.attribution_days) == ("amp_cid", 90)
+
+    def test_environment_renames_the_parameter(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("AMPLIFY_ATTRIBUTION_PARAM", "ref_cid")
+        monkeypatch.setenv("AMPLIFY_ATTRIBUTION_DAYS", "30")
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        assert (settings.attribution_param, settings.attribution_days) == ("ref_cid", 30)
+
+    @pytest.mark.parametrize("bad", ["", "amp cid", "a&b", "a=b", "x" * 65, "ü"])
+    def test_a_parameter_name_that_breaks_urls_is_refused(
+        self, monkeypatch: pytest.MonkeyPatch, bad: str
+    ) -> None:
+        monkeypatch.setenv("AMPLIFY_ATTRIBUTION_PARAM", bad)
+        with pytest.raises(ValidationError, match="AMPLIFY_ATTRIBUTION_PARAM must be"):
+            Settings(_env_file=None)  # type: ignore[call-arg]
+
+    @pytest.mark.parametrize("bad", ["0", "-1", "3651", "soon"])
+    def test_a_window_out_of_range_is_refused(
+        self, monkeypatch: pytest.MonkeyPatch, bad: str
+    ) -> None:
+        monkeypatch.setenv("AMPLIFY_ATTRIBUTION_DAYS", bad)
+        with pytest.raises(ValidationError, match="attribution_days"):
+            Settings(_env_file=None)  # type: ignore[call-arg]

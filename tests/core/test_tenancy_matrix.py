@@ -6,8 +6,13 @@ not know fails it until the route is added here.
 
 import re
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+from sqlalchemy import select
+
+from app.models import Link, LinkKind
 from tests.factories import OrgClients
+from tests.tracking.conftest import CHROME
 
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/campaigns/{campaign_id}/messages"): {
@@ -104,3 +109,53 @@ class TestTenancyMatrix:
                 url = re.sub(r"{\w+}", bad, path)
                 response = await org_a.admin.request(method, url, json=BODIES.get((method, path)))
                 assert response.status_code in (404, 422), (method, url, response.status_code)
+
+
+async def _click_id(client, sessionmaker, org: OrgClients, email: str) -> str:
+    """A click id of a human visit on a new campaign of `org`."""
+    amplifier = await org.editor.post("/api/v1/amplifiers", json={"email": email})
+    campaign = await org.editor.post(
+        "/api/v1/campaigns",
+        json={
+            "name": "Shop",
+            "subject": "Shop",
+            "networks": ["x"],
+            "messages": [{"text": "Buy", "url": "https://shop.example/"}],
+        },
+    )
+    assert amplifier.status_code == 201 and campaign.status_code == 201
+    assert (await org.editor.post(f"/api/v1/campaigns/{campaign.json()['id']}/send")).is_success
+    async with sessionmaker() as session:
+        code = await session.scalar(
+            select(Link.code).where(
+                Link.campaign_id == campaign.json()["id"], Link.kind == LinkKind.VISIT
+            )
+        )
+    response = await client.get(f"/r/{code}", headers={"user-agent": CHROME})
+    return parse_qs(urlsplit(response.headers["location"]).query)["amp_cid"][0]
+
+
+class TestConversionTenancy:
+    async def test_another_organizations_click_ids_and_external_ids(
+        self, client, sessionmaker, org_a: OrgClients, org_b: OrgClients
+    ) -> None:
+        theirs = await _click_id(client, sessionmaker, org_b, "b@example.com")
+        ours = await _click_id(client, sessionmaker, org_a, "a@example.com")
+        body = {"click_id": theirs, "event": "purchase", "external_id": "order-1"}
+        foreign = await org_a.editor.post("/api/v1/conversions", json=body)
+        assert foreign.status_code == 404, foreign.text
+        assert (await org_b.editor.post("/api/v1/conversions", json=body)).status_code == 201
+        # An external id is the organization's own: another's is no duplicate, and never
+        # answers with their conversion (not even when our click id is unknown).
+        assert (await org_a.editor.post("/api/v1/conversions", json=body)).status_code == 404
+        mine = await org_a.editor.post("/api/v1/conversions", json={**body, "click_id": ours})
+        assert mine.status_code == 201, mine.text
+        imported = await org_a.editor.post(
+            "/api/v1/conversions/import",
+            content=f"click_id,event,external_id\n{theirs},purchase,order-2\n",
+            headers={"content-type": "text/csv"},
+        )
+        assert imported.json()["created"] == 0 and imported.json()["skipped"] == 1
+        campaigns = (await org_b.viewer.get("/api/v1/campaigns")).json()["items"]
+        stats = await org_b.viewer.get(f"/api/v1/campaigns/{campaigns[0]['id']}/stats")
+        assert stats.json()["conversions"] == 1

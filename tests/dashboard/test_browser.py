@@ -5,6 +5,7 @@ amplifier pages, the organization overview and a young campaign's chart. Screens
 
 from pathlib import Path
 from zoneinfo import ZoneInfo
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -119,6 +120,7 @@ class TestCampaignDashboard:
             ("share_clicks", "2"),
             ("potential_reach", "500"),
             ("emv", "$11.54"),
+            ("conversions", "0"),
         ]:
             await expect_text(tab, kpi(name), value)
         await expect_text(tab, '[data-kpi="sharers"] .sub', "66.7% share rate")
@@ -152,14 +154,27 @@ class TestCampaignDashboard:
         assert await page.locator("#variant-messages i").count() == 0
         await page.screenshot(path=artifacts / "03-campaign.png", full_page=True)
 
-        # a new visit through the real server's redirect shows up by polling
+        # a new visit through the real server's redirect, and a sale reported against the
+        # click id it brought to the landing page, show up by polling
         async with httpx.AsyncClient(base_url=tab.base_url) as http:
             response = await http.get(
                 f"/r/{seed.codes[('bob', 0, 'x', 'visit')]}",
                 headers={"user-agent": seed.next_agent()},
             )
-        assert response.status_code == 302
+            assert response.status_code == 302
+            click_id = parse_qs(urlsplit(response.headers["location"]).query)["amp_cid"][0]
+            sale = await http.post(
+                "/api/v1/conversions",
+                json={"click_id": click_id, "event": "purchase", "value": 25},
+                headers=seed.org.editor.headers,
+            )
+            assert sale.status_code == 201, sale.text
         await expect_text(tab, kpi("visits"), "4", timeout=8_000)
+        await expect_text(tab, kpi("conversions"), "1", timeout=8_000)
+        await expect_text(tab, '[data-kpi="conversions"] .sub', "$25.00 value")
+        bob = f'#amplifier-rows [data-amplifier-id="{seed.amplifier["bob"]}"]'
+        await expect_text(tab, f"{bob} td:nth-of-type(7)", "1", timeout=8_000)
+        await expect_text(tab, f"{bob} td:nth-of-type(8)", "$25.00")
         await expect_text(tab, '[data-kpi="visits"] .sub', "4 unique visitors")
         await expect_text(tab, "#network-rows [data-network='x'] td:nth-of-type(3)", "2")
         from playwright.async_api import expect

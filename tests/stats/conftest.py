@@ -19,6 +19,8 @@ Campaign "Follow-up" (created after Launch; network linkedin; message M3), audie
 ada only, sent at 2026-11-20 08:00:00Z.
 
 Clicks: the CLICKS table below (S = human share click, v = human visit, b = bot click).
+Conversions: the CONVERSIONS table below, each reported against the click id a human visit
+brought to its landing page.
 The tests work their expected numbers out from these tables in comments.
 """
 
@@ -28,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -118,6 +121,15 @@ CLICKS: list[tuple[str, str, str, int, str, str, datetime, str]] = [
     ("v12", "ada", FOLLOW, 0, "linkedin", "visit", at(21, 11, 40), V3),
 ]
 
+# (label, the visit whose click id it reports, event, value, occurred at). The organization's
+# currency is the default, USD.
+CONVERSIONS: list[tuple[str, str, str, float | None, datetime]] = [
+    ("c1", "v1", "signup", None, at(20, 9, 50)),  # ada Launch M1 linkedin, hour 09
+    ("c2", "v3", "purchase", 49.9, at(20, 10, 20)),  # ada Launch M1 linkedin, hour 10
+    ("c3", "v6", "purchase", 20.1, at(21, 12, 0)),  # carol Launch M1 x, 21st hour 12
+    ("c4", "v11", "purchase", 10.0, at(21, 11, 45)),  # ada Follow-up M3 linkedin
+]
+
 ROSTER: list[dict[str, Any]] = [
     {
         "email": "ada@example.com",
@@ -170,6 +182,7 @@ class Scenario:
     messages: dict[tuple[str, int], int]  # (campaign, position) → message id
     amplifier: dict[str, int]  # "ada" → amplifier id
     codes: dict[tuple[str, str, int, str, str], str] = field(default_factory=dict)
+    click_ids: dict[str, str] = field(default_factory=dict)  # visit label → its click id
 
     async def click(
         self,
@@ -181,11 +194,12 @@ class Scenario:
         moment: datetime,
         agent: str,
         **headers: str,
-    ) -> None:
+    ) -> httpx.Response:
         self.clock.now = moment
         code = self.codes[(who, campaign, position, network, kind)]
         response = await self.client.get(f"/r/{code}", headers={"user-agent": agent, **headers})
         assert response.status_code == 302, response.text
+        return response
 
     async def flush(self) -> None:
         await self.app.state.tracking.recorder.flush()
@@ -309,9 +323,23 @@ async def scenario(
         amplifier=amplifier,
         codes=codes,
     )
-    for _label, who, key, position, network, kind, moment, agent in CLICKS:
-        await built.click(who, key, position, network, kind, moment, agent)
+    for label, who, key, position, network, kind, moment, agent in CLICKS:
+        response = await built.click(who, key, position, network, kind, moment, agent)
+        click_id = parse_qs(urlsplit(response.headers["location"]).query).get("amp_cid")
+        if click_id:
+            built.click_ids[label] = click_id[0]
     await built.flush()
+    for _label, visit, event, value, moment in CONVERSIONS:
+        reported = await org_a.editor.post(
+            "/api/v1/conversions",
+            json={
+                "click_id": built.click_ids[visit],
+                "event": event,
+                "value": value,
+                "occurred_at": moment.isoformat(),
+            },
+        )
+        assert reported.status_code == 201, reported.text
     return built
 
 

@@ -56,6 +56,8 @@ class TestCampaignStats:
             "potential_reach": 1990,
             # linkedin 6 visits × 5.58 = 33.48; x 3 × 0.38 = 1.14; facebook 1 × 0.97 = 0.97
             "emv": 35.59,
+            "conversions": 3,  # c1 c2 c3 (c4 is the follow-up's)
+            "conversion_value": 70.0,  # c1 none + c2 49.90 + c3 20.10
             "currency": "USD",
             "by_message": [
                 {
@@ -66,6 +68,8 @@ class TestCampaignStats:
                     "visits": 8,  # v1 v2 v3 v5 v6 v7 v8 v9
                     "unique_visitors": 7,  # ada li 2+1, bob li 1+1, carol x 1, carol fb 1
                     "bot_clicks": 4,  # b1 b2 b3 b4
+                    "conversions": 3,  # c1 c2 c3
+                    "conversion_value": 70.0,
                 },
                 {
                     "message_id": scenario.messages[(LAUNCH, 1)],
@@ -75,6 +79,8 @@ class TestCampaignStats:
                     "visits": 2,  # v4 v10
                     "unique_visitors": 2,
                     "bot_clicks": 1,  # b5
+                    "conversions": 0,
+                    "conversion_value": 0.0,
                 },
             ],
         }
@@ -91,6 +97,8 @@ class TestCampaignStats:
                 "visits": 6,  # v1 v2 v3 v5 v8 v9
                 "unique_visitors": 5,  # ada 2 + 1, bob 1 + 1
                 "bot_clicks": 2,  # b1 b4
+                "conversions": 2,  # c1 c2 (v1, v3)
+                "conversion_value": 49.9,
             },
             "x": {
                 "share_clicks": 3,  # S3 S5 S7
@@ -98,6 +106,8 @@ class TestCampaignStats:
                 "visits": 3,  # v4 v6 v10
                 "unique_visitors": 3,
                 "bot_clicks": 2,  # b2 b3
+                "conversions": 1,  # c3 (v6)
+                "conversion_value": 20.1,
             },
             "facebook": {
                 "share_clicks": 1,  # S6
@@ -105,6 +115,8 @@ class TestCampaignStats:
                 "visits": 1,  # v7
                 "unique_visitors": 1,
                 "bot_clicks": 1,  # b5 (scanner window)
+                "conversions": 0,
+                "conversion_value": 0.0,
             },
         }
 
@@ -145,6 +157,8 @@ class TestCampaignStats:
             "unique_visitors": 0,
             "bot_clicks": 0,
             "emv": 0,
+            "conversions": 0,
+            "conversion_value": 0,
         }
         assert body["by_network"] == {"x": zero_network, "reddit": zero_network}
         assert [m["message_id"] for m in body["by_message"]] == [
@@ -166,6 +180,8 @@ class TestCampaignStats:
             "bot_clicks",
             "potential_reach",
             "emv",
+            "conversions",
+            "conversion_value",
         ):
             assert body[name] == 0, name
         assert body["currency"] == "USD"
@@ -209,6 +225,8 @@ class TestCampaignStats:
             "bot_clicks": 7,
             "potential_reach": 0,
             "emv": 0,
+            "conversions": 0,
+            "conversion_value": 0,
             "currency": "USD",
         }
         # linkedin: b1 b2 b3 b5 b7; x: b4 b6
@@ -257,6 +275,9 @@ class TestCampaignStats:
         assert board == {"items": [], "next_cursor": None}
 
 
+NO_CONVERSIONS = {"conversions": 0, "conversion_value": 0}
+
+
 def zeros(**extra: Any) -> dict[str, Any]:
     return {
         "share_clicks": 0,
@@ -264,6 +285,8 @@ def zeros(**extra: Any) -> dict[str, Any]:
         "unique_visitors": 0,
         "bot_clicks": 0,
         "points": 0,
+        "conversions": 0,
+        "conversion_value": 0,
         **extra,
     }
 
@@ -281,9 +304,17 @@ class TestCampaignAmplifiers:
                 "unique_visitors": 4,  # M1 li: 20th {V1, V2}, 21st {V1}; M2 x: {V1}
                 "bot_clicks": 2,  # b1 b4
                 "points": 24,  # 10 × 2 pairs (M1 linkedin, M2 x) + 4
+                "conversions": 2,  # c1 c2
+                "conversion_value": 49.9,
                 "by_network": {
-                    "linkedin": {"share_clicks": 3, "visits": 4, "unique_visitors": 3},
-                    "x": {"share_clicks": 1, "visits": 1, "unique_visitors": 1},
+                    "linkedin": {
+                        "share_clicks": 3,
+                        "visits": 4,
+                        "unique_visitors": 3,
+                        "conversions": 2,
+                        "conversion_value": 49.9,
+                    },
+                    "x": {**NO_CONVERSIONS, "share_clicks": 1, "visits": 1, "unique_visitors": 1},
                 },
             },
             {
@@ -295,9 +326,15 @@ class TestCampaignAmplifiers:
                 "unique_visitors": 3,  # M1 li: 20th {V3}, 21st {V3}; M2 x: {V4}
                 "bot_clicks": 1,  # b3
                 "points": 23,  # 10 × 2 pairs (M1 linkedin, M2 x) + 3
+                **NO_CONVERSIONS,
                 "by_network": {
-                    "linkedin": {"share_clicks": 1, "visits": 2, "unique_visitors": 2},
-                    "x": {"share_clicks": 1, "visits": 1, "unique_visitors": 1},
+                    "linkedin": {
+                        **NO_CONVERSIONS,
+                        "share_clicks": 1,
+                        "visits": 2,
+                        "unique_visitors": 2,
+                    },
+                    "x": {**NO_CONVERSIONS, "share_clicks": 1, "visits": 1, "unique_visitors": 1},
                 },
             },
             {
@@ -309,9 +346,22 @@ class TestCampaignAmplifiers:
                 "unique_visitors": 2,
                 "bot_clicks": 2,  # b2 b5
                 "points": 22,  # 10 × 2 pairs (M1 x, M1 facebook) + 2
+                "conversions": 1,  # c3
+                "conversion_value": 20.1,
                 "by_network": {
-                    "x": {"share_clicks": 1, "visits": 1, "unique_visitors": 1},
-                    "facebook": {"share_clicks": 1, "visits": 1, "unique_visitors": 1},
+                    "x": {
+                        "share_clicks": 1,
+                        "visits": 1,
+                        "unique_visitors": 1,
+                        "conversions": 1,
+                        "conversion_value": 20.1,
+                    },
+                    "facebook": {
+                        **NO_CONVERSIONS,
+                        "share_clicks": 1,
+                        "visits": 1,
+                        "unique_visitors": 1,
+                    },
                 },
             },
             # No activity: points 0, by amplifier id.
@@ -365,6 +415,8 @@ class TestMessageStats:
             "visits": 8,  # v1 v2 v3 v5 v6 v7 v8 v9
             "unique_visitors": 7,  # ada li 2 + 1, bob li 1 + 1, carol x 1, carol fb 1
             "bot_clicks": 4,  # b1 b2 b3 b4
+            "conversions": 3,  # c1 c2 c3
+            "conversion_value": 70.0,  # 49.90 + 20.10
         }
         assert by_network == {
             "linkedin": {
@@ -373,6 +425,8 @@ class TestMessageStats:
                 "visits": 6,  # v1 v2 v3 v5 v8 v9
                 "unique_visitors": 5,
                 "bot_clicks": 2,  # b1 b4
+                "conversions": 2,  # c1 c2
+                "conversion_value": 49.9,
             },
             "x": {
                 "share_clicks": 1,  # S5
@@ -380,6 +434,8 @@ class TestMessageStats:
                 "visits": 1,  # v6
                 "unique_visitors": 1,
                 "bot_clicks": 2,  # b2 (visit) b3 (share)
+                "conversions": 1,  # c3
+                "conversion_value": 20.1,
             },
             "facebook": {
                 "share_clicks": 1,  # S6
@@ -387,6 +443,7 @@ class TestMessageStats:
                 "visits": 1,  # v7
                 "unique_visitors": 1,
                 "bot_clicks": 0,
+                **NO_CONVERSIONS,
             },
         }
         # Variants dealt in roster order: ada 0, bob 1, carol 2, dan 3, eve 0, finn 1.
@@ -454,6 +511,7 @@ class TestMessageStats:
                 "visits": 2,
                 "unique_visitors": 2,
                 "bot_clicks": 0,
+                **NO_CONVERSIONS,
             },
             "facebook": {
                 "share_clicks": 0,
@@ -461,6 +519,7 @@ class TestMessageStats:
                 "visits": 0,
                 "unique_visitors": 0,
                 "bot_clicks": 1,  # b5: the scanner's click counts only as a bot
+                **NO_CONVERSIONS,
             },
         }
         follow = await get_json(viewer, f"{API}/messages/{scenario.messages[(FOLLOW, 0)]}/stats")
@@ -472,6 +531,8 @@ class TestMessageStats:
             "visits": 2,  # v11 v12
             "unique_visitors": 2,  # V2, V3
             "bot_clicks": 0,
+            "conversions": 1,  # c4
+            "conversion_value": 10.0,
             "by_network": {
                 "linkedin": {
                     "share_clicks": 1,
@@ -479,6 +540,8 @@ class TestMessageStats:
                     "visits": 2,
                     "unique_visitors": 2,
                     "bot_clicks": 0,
+                    "conversions": 1,
+                    "conversion_value": 10.0,
                 }
             },
             # No variants: the base text is the one variant, sent to ada alone.
@@ -509,10 +572,18 @@ class TestAmplifierStats:
             "unique_visitors": 6,  # Launch 4 + Follow-up 2
             "bot_clicks": 2,  # b1 b4
             "points": 36,  # Launch 24 + Follow-up 10 × 1 pair + 2 = 12
+            "conversions": 3,  # Launch c1 c2 + Follow-up c4
+            "conversion_value": 59.9,  # 49.90 + 10.00
             # facebook: links but no activity → absent
             "by_network": {
-                "linkedin": {"share_clicks": 4, "visits": 6, "unique_visitors": 5},
-                "x": {"share_clicks": 1, "visits": 1, "unique_visitors": 1},
+                "linkedin": {
+                    "share_clicks": 4,
+                    "visits": 6,
+                    "unique_visitors": 5,
+                    "conversions": 3,
+                    "conversion_value": 59.9,
+                },
+                "x": {"share_clicks": 1, "visits": 1, "unique_visitors": 1, **NO_CONVERSIONS},
             },
             "by_campaign": [
                 {
@@ -522,6 +593,8 @@ class TestAmplifierStats:
                     "visits": 2,
                     "unique_visitors": 2,
                     "points": 12,
+                    "conversions": 1,  # c4
+                    "conversion_value": 10.0,
                 },
                 {
                     "campaign_id": scenario.campaign[LAUNCH],
@@ -530,6 +603,8 @@ class TestAmplifierStats:
                     "visits": 5,
                     "unique_visitors": 4,
                     "points": 24,
+                    "conversions": 2,  # c1 c2
+                    "conversion_value": 49.9,
                 },
             ],
         }
@@ -544,9 +619,22 @@ class TestAmplifierStats:
             "unique_visitors": 2,
             "bot_clicks": 2,  # b2 b5
             "points": 22,
+            "conversions": 1,  # c3
+            "conversion_value": 20.1,
             "by_network": {
-                "x": {"share_clicks": 1, "visits": 1, "unique_visitors": 1},
-                "facebook": {"share_clicks": 1, "visits": 1, "unique_visitors": 1},
+                "x": {
+                    "share_clicks": 1,
+                    "visits": 1,
+                    "unique_visitors": 1,
+                    "conversions": 1,
+                    "conversion_value": 20.1,
+                },
+                "facebook": {
+                    "share_clicks": 1,
+                    "visits": 1,
+                    "unique_visitors": 1,
+                    **NO_CONVERSIONS,
+                },
             },
             "by_campaign": [
                 {
@@ -556,6 +644,8 @@ class TestAmplifierStats:
                     "visits": 2,
                     "unique_visitors": 2,
                     "points": 22,
+                    "conversions": 1,
+                    "conversion_value": 20.1,
                 }
             ],
         }
@@ -567,6 +657,7 @@ class TestAmplifierStats:
             "unique_visitors": 0,
             "bot_clicks": 0,
             "points": 0,
+            **NO_CONVERSIONS,
             "by_network": {},
         }
         assert all(c["points"] == 0 for c in dan["by_campaign"])
@@ -586,6 +677,8 @@ class TestLeaderboard:
                     "share_clicks": 5,
                     "visits": 7,
                     "unique_visitors": 6,
+                    "conversions": 3,  # c1 c2 c4
+                    "conversion_value": 59.9,
                 },
                 {
                     "amplifier_id": ids["bob"],
@@ -595,6 +688,7 @@ class TestLeaderboard:
                     "share_clicks": 2,
                     "visits": 3,
                     "unique_visitors": 3,
+                    **NO_CONVERSIONS,
                 },
                 {
                     "amplifier_id": ids["carol"],
@@ -604,6 +698,8 @@ class TestLeaderboard:
                     "share_clicks": 2,
                     "visits": 2,
                     "unique_visitors": 2,
+                    "conversions": 1,  # c3
+                    "conversion_value": 20.1,
                 },
                 # dan, eve, finn: no points, no clicks → absent
             ],
@@ -638,13 +734,23 @@ class TestLeaderboard:
         ids = scenario.amplifier
         expected = [
             # S8 (M1 li, first shared on the 20th: no points) S9 (Follow-up M3 li, first);
-            # v8 v11 v12, all new → 10 × 1 + 3
-            (ids["ada"], 13, 2, 3, 3),
+            # v8 v11 v12, all new → 10 × 1 + 3; c4 (Follow-up, 11:45)
+            (ids["ada"], 13, 2, 3, 3, 1, 10.0),
             # S7 (M2 x, first); v9 v10 → 10 × 1 + 2
-            (ids["bob"], 12, 1, 2, 2),
+            (ids["bob"], 12, 1, 2, 2, 0, 0),
+            # nothing but c3, a conversion on the 21st of a visit on the 20th
+            (ids["carol"], 0, 0, 0, 0, 1, 20.1),
         ]
         assert [
-            (i["amplifier_id"], i["points"], i["share_clicks"], i["visits"], i["unique_visitors"])
+            (
+                i["amplifier_id"],
+                i["points"],
+                i["share_clicks"],
+                i["visits"],
+                i["unique_visitors"],
+                i["conversions"],
+                i["conversion_value"],
+            )
             for i in body["items"]
         ] == expected
         # Only one end given: the other is open.
@@ -652,6 +758,7 @@ class TestLeaderboard:
         assert [(i["amplifier_id"], i["points"]) for i in since["items"]] == [
             (ids["ada"], 13),
             (ids["bob"], 12),
+            (ids["carol"], 0),
         ]
         until = await get_json(scenario.org.viewer, f"{API}/leaderboard", until="2026-11-20")
         assert [(i["amplifier_id"], i["points"]) for i in until["items"]] == [
@@ -701,6 +808,11 @@ class TestCsvExport:
             "facebook_share_clicks",
             "facebook_visits",
             "facebook_unique_visitors",
+            "conversions",
+            "conversion_value",
+            "linkedin_conversions",
+            "x_conversions",
+            "facebook_conversions",
         ]
         ids = scenario.amplifier
         assert [row[:3] for row in rows] == [
@@ -711,14 +823,15 @@ class TestCsvExport:
             [str(ids["eve"]), "eve@example.com", "'@Eve"],
             [str(ids["finn"]), "'+finn@example.com", ""],
         ]
-        assert [[int(cell) for cell in row[3:]] for row in rows] == [
-            # points, share, visits, unique, bot, linkedin ×3, x ×3, facebook ×3
-            [24, 4, 5, 4, 2, 3, 4, 3, 1, 1, 1, 0, 0, 0],
-            [23, 2, 3, 3, 1, 1, 2, 2, 1, 1, 1, 0, 0, 0],
-            [22, 2, 2, 2, 2, 0, 0, 0, 1, 1, 1, 1, 1, 1],
-            [0] * 14,
-            [0] * 14,
-            [0] * 14,
+        assert [[float(cell) for cell in row[3:]] for row in rows] == [
+            # points, share, visits, unique, bot, linkedin ×3, x ×3, facebook ×3,
+            # conversions, their value, conversions on linkedin, x, facebook
+            [24, 4, 5, 4, 2, 3, 4, 3, 1, 1, 1, 0, 0, 0, 2, 49.9, 2, 0, 0],  # c1 c2
+            [23, 2, 3, 3, 1, 1, 2, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+            [22, 2, 2, 2, 2, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 20.1, 0, 1, 0],  # c3
+            [0] * 19,
+            [0] * 19,
+            [0] * 19,
         ]
         # Quoted as CSV, the guarded formula stays one cell.
         assert '"\'=HYPERLINK(""http://evil.example"",""click"")"' in response.text

@@ -16,6 +16,16 @@ async def series(scenario, campaign: str = LAUNCH, **params: Any) -> Any:
     )
 
 
+METRICS = (
+    "visits",
+    "share_clicks",
+    "unique_visitors",
+    "bot_clicks",
+    "conversions",
+    "conversion_value",
+)
+
+
 def pairs(body: dict[str, Any]) -> list[tuple[str, int]]:
     return [(p["t"], p["value"]) for p in body["points"]]
 
@@ -39,7 +49,7 @@ class TestHourly:
     async def test_every_metric(self, scenario) -> None:
         window = {"since": "2026-11-20T08:00:00Z", "until": "2026-11-20T12:00:00Z"}
         values = {}
-        for metric in ("visits", "share_clicks", "unique_visitors", "bot_clicks"):
+        for metric in METRICS:
             body = await series(scenario, interval="hour", metric=metric, tz="UTC", **window)
             assert body["metric"] == metric
             values[metric] = [p["value"] for p in body["points"]]
@@ -50,6 +60,8 @@ class TestHourly:
             # 11: V2 on carol M1 x, V4 on carol M1 fb
             "unique_visitors": [0, 2, 2, 2, 0],
             "bot_clicks": [1, 2, 1, 0, 0],  # 08: b5; 09: b3 b1; 10: b2
+            "conversions": [0, 1, 1, 0, 0],  # 09: c1 (09:50); 10: c2 (10:20)
+            "conversion_value": [0, 0, 49.9, 0, 0],  # c1 has no value; c2 49.90
         }
 
     async def test_since_and_until_round_to_their_hours(self, scenario) -> None:
@@ -111,7 +123,7 @@ class TestDaily:
     async def test_utc_days_from_dates(self, scenario) -> None:
         window = {"interval": "day", "since": "2026-11-19", "until": "2026-11-22"}
         values = {}
-        for metric in ("visits", "share_clicks", "unique_visitors", "bot_clicks"):
+        for metric in METRICS:
             body = await series(scenario, metric=metric, **window)
             assert [p["t"] for p in body["points"]] == [
                 "2026-11-19T00:00:00Z",
@@ -125,6 +137,8 @@ class TestDaily:
             "share_clicks": [0, 6, 2, 0],  # 20th: S1-S6; 21st: S7 S8
             "unique_visitors": [0, 6, 3, 0],  # 20th: 2 + 2 + 2 by hour; 21st: v8 v9 v10
             "bot_clicks": [0, 4, 1, 0],  # 20th: b1 b2 b3 b5; 21st: b4
+            "conversions": [0, 2, 1, 0],  # 20th: c1 c2; 21st: c3 (c4 is the follow-up's)
+            "conversion_value": [0, 49.9, 20.1, 0],
         }
 
     async def test_a_date_until_takes_in_its_whole_day(self, scenario) -> None:

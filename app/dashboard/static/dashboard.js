@@ -454,6 +454,7 @@
     setKpi("visits", n(stats.visits), `${n(stats.unique_visitors)} unique visitors`);
     setKpi("potential_reach", n(stats.potential_reach), "followers of the sharers");
     setKpi("emv", money(stats.emv, stats.currency), `${stats.currency} · visits × cost per click`);
+    setKpi("conversions", n(stats.conversions), `${money(stats.conversion_value, stats.currency)} value`);
 
     $("network-rows").replaceChildren(
       ...Object.entries(stats.by_network).map(([network, counts]) =>
@@ -466,6 +467,7 @@
           el("td", { class: "num" }, n(counts.visits)),
           el("td", { class: "num" }, n(counts.unique_visitors)),
           el("td", { class: "num" }, money(counts.emv, stats.currency)),
+          el("td", { class: "num" }, n(counts.conversions)),
         ),
       ),
     );
@@ -480,6 +482,7 @@
           el("td", { class: "num" }, n(m.share_clicks)),
           el("td", { class: "num" }, n(m.visits)),
           el("td", { class: "num" }, n(m.unique_visitors)),
+          el("td", { class: "num" }, n(m.conversions)),
         ),
       ),
     );
@@ -578,6 +581,7 @@
     const page = await fetchChanged("amplifiers", url, (r) => r.json());
     if (page === null || gen !== generation) return;
     const n = (value) => integer.format(value);
+    const currency = current && current.stats ? current.stats.currency : "USD";
     $("amplifier-rows").replaceChildren(
       ...page.items.map((a, index) =>
         el(
@@ -594,6 +598,8 @@
           el("td", { class: "num" }, n(a.share_clicks)),
           el("td", { class: "num" }, n(a.visits)),
           el("td", { class: "num" }, n(a.unique_visitors)),
+          el("td", { class: "num" }, n(a.conversions)),
+          el("td", { class: "num" }, money(a.conversion_value, currency)),
         ),
       ),
     );
