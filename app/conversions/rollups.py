@@ -3,9 +3,9 @@
 and their value from the same rows as clicks, never from the conversions table.
 
 One upsert per table and batch, each adding to the row of the conversion's amplifier × message ×
-network (engagement, campaign counts), campaign × amplifier, organization × amplifier (all
-time and per day of the conversion) and campaign × hour (time series, and what moves the
-campaign's answer cache)."""
+network (engagement, campaign counts), message × copy variant, campaign × amplifier,
+organization × amplifier (all time and per day of the conversion) and campaign × hour (time
+series, and what moves the campaign's answer cache)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -100,6 +100,11 @@ AMPLIFIER_DAYS = _rollup(
     (("organization_id", "int"), ("day", "date"), ("amplifier_id", "int")),
     ("share_clicks", "visits", "unique_visitors", "first_shares", "points"),
 )
+VARIANT_COUNTS = _rollup(
+    "variant_counts",
+    (("campaign_id", "int"), ("message_id", "int"), ("variant", "int")),
+    ("recipients", *_CLICK_COUNTS, "sharers"),
+)
 CAMPAIGN_HOURS = _rollup(
     "campaign_hours",
     (("campaign_id", "int"), ("hour", "timestamptz")),
@@ -114,6 +119,7 @@ _ROLLUPS = (
     CAMPAIGN_AMPLIFIERS,
     AMPLIFIER_TOTALS,
     AMPLIFIER_DAYS,
+    VARIANT_COUNTS,
     CAMPAIGN_HOURS,
 )
 
@@ -125,6 +131,7 @@ class Attributed:
     organization_id: int
     campaign_id: int
     message_id: int
+    variant: int  # the copy variant of the link clicked
     amplifier_id: int  # 0 once the amplifier is deleted, like the click rollups
     network: str
     occurred_at: datetime
@@ -146,6 +153,7 @@ async def add_conversions(connection: AsyncConnection, conversions: Sequence[Att
             (CAMPAIGN_AMPLIFIERS, (campaign, amplifier)),
             (AMPLIFIER_TOTALS, (org, amplifier)),
             (AMPLIFIER_DAYS, (org, c.occurred_at.date(), amplifier)),
+            (VARIANT_COUNTS, (campaign, c.message_id, c.variant)),
             (CAMPAIGN_HOURS, (campaign, hour_of(c.occurred_at))),
         ):
             count, value = per[rollup].get(identity, (0, Decimal(0)))

@@ -81,6 +81,7 @@ async def _stored_clicks(connection: AsyncConnection, keys: Sequence[str]) -> di
                 Link.message_id,
                 Link.amplifier_id,
                 Link.network,
+                Link.variant,
                 Campaign.organization_id,
                 _organization_currency(Campaign.organization_id).label("currency"),
             )
@@ -232,6 +233,7 @@ async def record(
         else:
             made.append(Recorded(ConversionRead.model_validate({**values, "id": new_id}), True))
     fresh = [(values, r.conversion) for values, r in zip(new, made, strict=True) if r.created]
+    variant_of_link = {click.link_id: click.variant for click in clicks.values()}
     await add_conversions(
         connection,
         [
@@ -239,6 +241,7 @@ async def record(
                 organization_id=values["organization_id"],
                 campaign_id=values["campaign_id"],
                 message_id=values["message_id"],
+                variant=variant_of_link[values["link_id"]],
                 amplifier_id=values["amplifier_id"] or 0,
                 network=values["network"],
                 occurred_at=values["occurred_at"],

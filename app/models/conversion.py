@@ -33,6 +33,7 @@ class Conversion(Base):
     __table_args__ = (
         UniqueConstraint("organization_id", "external_id"),
         Index("ix_conversions_campaign", "campaign_id"),
+        Index("ix_conversions_organization_occurred", "organization_id", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

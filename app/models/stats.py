@@ -144,6 +144,8 @@ class VariantCount(Base):
     unique_visitors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     bot_clicks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sharers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    conversions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    conversion_value: Mapped[Decimal] = mapped_column(Numeric(18, 4), default=0, server_default="0")
 
 
 class CampaignAmplifier(Base):

@@ -88,6 +88,8 @@ class VariantStats(BaseModel):
     visits: int
     unique_visitors: int
     visits_per_share: float = Field(description="visits / share_clicks, unrounded (0 if none).")
+    conversions: int = Field(description="Conversions reported against this variant's clicks.")
+    conversion_value: float
 
 
 class MessageStats(BaseModel):

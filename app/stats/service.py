@@ -478,6 +478,8 @@ async def variant_stats(
             V.share_clicks,
             V.visits,
             V.unique_visitors,
+            V.conversions,
+            V.conversion_value,
         ).where(V.campaign_id == campaign_id, V.message_id == message_id)
     )
     counted = {row.variant: row for row in rows.all()}
@@ -487,7 +489,15 @@ async def variant_stats(
 
 
 # A variant's counters before its campaign is sent.
-_UNSENT = SimpleNamespace(recipients=0, sharers=0, share_clicks=0, visits=0, unique_visitors=0)
+_UNSENT = SimpleNamespace(
+    recipients=0,
+    sharers=0,
+    share_clicks=0,
+    visits=0,
+    unique_visitors=0,
+    conversions=0,
+    conversion_value=0,
+)
 
 
 def _variant_answer(variant: int, text: str, row: Any) -> VariantStats:
@@ -503,6 +513,8 @@ def _variant_answer(variant: int, text: str, row: Any) -> VariantStats:
         visits=row.visits,
         unique_visitors=row.unique_visitors,
         visits_per_share=row.visits / row.share_clicks if row.share_clicks else 0.0,
+        conversions=row.conversions,
+        conversion_value=amount(row.conversion_value),
     )
 
 

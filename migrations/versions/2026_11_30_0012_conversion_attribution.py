@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0008"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -22,6 +22,7 @@ ROLLUPS = (
     "campaign_counts",
     "campaign_amplifiers",
     "amplifier_totals",
+    "variant_counts",
 )
 
 
@@ -99,10 +100,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("conversions", schema=None) as batch_op:
         batch_op.create_index("ix_conversions_campaign", ["campaign_id"], unique=False)
+        batch_op.create_index(
+            "ix_conversions_organization_occurred",
+            ["organization_id", "occurred_at"],
+            unique=False,
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("conversions", schema=None) as batch_op:
+        batch_op.drop_index("ix_conversions_organization_occurred")
         batch_op.drop_index("ix_conversions_campaign")
     op.drop_table("conversions")
     with op.batch_alter_table("click_ids", schema=None) as batch_op:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import select
 
 from app.core.schemas import NETWORKS
-from app.models import ClickId, WebhookEvent
+from app.models import ClickId, Link, WebhookEvent
 from app.tracking.retention import purge_old_click_ids, purge_old_clicks
 from tests.conversions.conftest import API, click_id_of, visit
 from tests.tracking.conftest import CHROME, FIREFOX
@@ -162,6 +162,57 @@ class TestCreateConversion:
             assert extra.status_code == 201
         stats = await _campaign_stats(org_a, sent.campaign_id)
         assert (stats["conversions"], stats["conversion_value"]) == (3, 30.0)
+
+    async def test_counted_for_the_copy_variant_of_the_link_clicked(
+        self, client, org_a, sessionmaker
+    ) -> None:
+        """Three amplifiers, a message with one variant beside its base text: dealt 0, 1, 0 in
+        roster order. Conversions: variant 0 gets 1 (7.25), variant 1 gets 2 (10 + 2.5)."""
+        for name in ("a1", "a2", "a3"):
+            made = await org_a.editor.post(
+                f"{API}/amplifiers", json={"email": f"{name}@example.com"}
+            )
+            assert made.status_code == 201, made.text
+        created = await org_a.editor.post(
+            f"{API}/campaigns",
+            json={
+                "name": "Variants",
+                "subject": "Variants",
+                "networks": ["linkedin"],
+                "messages": [
+                    {"text": "Base", "url": "https://shop.example/v", "variants": [{"text": "Alt"}]}
+                ],
+            },
+        )
+        assert created.status_code == 201, created.text
+        campaign = created.json()
+        sent = await org_a.editor.post(f"{API}/campaigns/{campaign['id']}/send")
+        assert sent.status_code == 202, sent.text
+        async with sessionmaker() as session:
+            links = (
+                await session.scalars(
+                    select(Link)
+                    .where(Link.campaign_id == campaign["id"], Link.kind == "visit")
+                    .order_by(Link.amplifier_id)
+                )
+            ).all()
+        assert [link.variant for link in links] == [0, 1, 0]
+        reports = [(links[0], 7.25), (links[1], 10), (links[1], 2.5)]
+        for link, value in reports:
+            click_id = await visit(client, link.code)
+            made = await org_a.editor.post(
+                f"{API}/conversions", json={"click_id": click_id, "event": "sale", "value": value}
+            )
+            assert made.status_code == 201, made.text
+        message_id = campaign["messages"][0]["id"]
+        stats = await org_a.viewer.get(f"{API}/messages/{message_id}/stats")
+        assert stats.status_code == 200, stats.text
+        by_variant = [
+            (v["variant"], v["recipients"], v["conversions"], v["conversion_value"])
+            for v in stats.json()["by_variant"]
+        ]
+        assert by_variant == [(0, 2, 1, 7.25), (1, 1, 2, 12.5)]
+        assert (stats.json()["conversions"], stats.json()["conversion_value"]) == (3, 19.75)
 
     async def test_concurrent_reports_are_batched_and_still_counted_once(
         self, client, org_a, sent_campaign

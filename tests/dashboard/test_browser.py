@@ -4,8 +4,8 @@ amplifier pages, the organization overview and a young campaign's chart. Screens
 `artifacts` directory (printed at the end)."""
 
 from pathlib import Path
-from zoneinfo import ZoneInfo
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -345,16 +345,16 @@ class TestOverview:
         ]
         assert await page.locator("#teams-table th[scope=col]").count() == 8
 
-        # campaigns side by side, latest first; conversions "—" until the stats carry them
+        # campaigns side by side, latest first (none of them has reported conversions)
         await page.locator("#compare-rows tr").nth(2).wait_for()
         compared = await page.locator("#compare-rows tr").evaluate_all(
             "rows => rows.map(r => [r.children[0].textContent,"
             " ...[...r.children].slice(2).map(c => c.textContent)])"
         )
         assert compared == [
-            ["Quiet note", "6", "0%", "—", "$0.00", "—", "—"],
-            ["Winter webinar", "6", "16.7%", "2 (best)", "$11.16", "—", "—"],
-            ["Autumn launch", "6", "50% (best)", "1.3", "$22.32 (best)", "—", "—"],
+            ["Quiet note", "6", "0%", "—", "$0.00", "0", "$0.00"],
+            ["Winter webinar", "6", "16.7%", "2 (best)", "$11.16", "0", "$0.00"],
+            ["Autumn launch", "6", "50% (best)", "1.3", "$22.32 (best)", "0", "$0.00"],
         ]
         best = page.locator("#compare-rows td.best")
         assert await best.count() == 3

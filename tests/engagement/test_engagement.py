@@ -6,7 +6,8 @@ A6 (marketing and sales), A7 (eng, unsubscribed on 15 October). Digests: everyon
 1 November in Berlin). Clicks (human, per link and hour): A1 shares twice and A3 once in
 early October, A2 shares once at 23:00 UTC on 31 October (midnight in Berlin), A5 once in
 November; visits: A1's LinkedIn post 10, A3's X post 5 (October), A5's LinkedIn post 4
-(November). Default costs per click: LinkedIn 5.58, X 0.38.
+(November). Conversions: A1 two in October, A2 one at 23:10 UTC on 31 October (November in
+Berlin), A5 one in November. Default costs per click: LinkedIn 5.58, X 0.38.
 """
 
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.core.db import session_scope
-from app.models import Amplifier, Campaign, ClickRollup, Delivery, Link, Message
+from app.models import Amplifier, Campaign, ClickRollup, Conversion, Delivery, Link, Message
 from tests.factories import OrgClients
 
 SEP = datetime(2026, 9, 1, tzinfo=UTC)
@@ -43,6 +44,12 @@ CLICKS = [  # amplifier, kind, network, hour, clicks
     ("A2", "share", "linkedin", datetime(2026, 10, 31, 23, tzinfo=UTC), 1),
     ("A5", "share", "linkedin", datetime(2026, 11, 11, 8, tzinfo=UTC), 1),
     ("A5", "visit", "linkedin", datetime(2026, 11, 12, 0, tzinfo=UTC), 4),
+]
+CONVERSIONS = [  # amplifier, occurred at
+    ("A1", datetime(2026, 10, 8, 1, tzinfo=UTC)),
+    ("A1", datetime(2026, 10, 9, 14, tzinfo=UTC)),
+    ("A2", datetime(2026, 10, 31, 23, 10, tzinfo=UTC)),
+    ("A5", datetime(2026, 11, 12, 3, tzinfo=UTC)),
 ]
 
 
@@ -97,6 +104,20 @@ async def roster(app: FastAPI, org_a: OrgClients) -> dict[str, int]:
             session.add(link)
             await session.flush()
             session.add(ClickRollup(link_id=link.id, hour=hour, clicks=clicks, bot_clicks=3))
+        for number, (name, occurred_at) in enumerate(CONVERSIONS):
+            session.add(
+                Conversion(
+                    organization_id=org_a.organization_id,
+                    click_id=f"click{number}",
+                    event="signup",
+                    currency="USD",
+                    occurred_at=occurred_at,
+                    campaign_id=first,
+                    message_id=message.id,
+                    amplifier_id=ids[name],
+                    network="linkedin",
+                )
+            )
     return ids
 
 
@@ -125,9 +146,9 @@ class TestEngagementOverTime:
         october, november = body["points"]
         assert october["t"] == "2026-10-01T00:00:00Z"
         # A7 left in October; everyone got the 5 October digest; A1, A3, A2 shared.
-        assert _numbers(october) == (6, 7, 3, 3 / 7, 4, 15, 57.70, 0)
+        assert _numbers(october) == (6, 7, 3, 3 / 7, 4, 15, 57.70, 3)
         assert november["t"] == "2026-11-01T00:00:00Z"
-        assert _numbers(november) == (6, 3, 1, 1 / 3, 1, 4, 22.32, 0)
+        assert _numbers(november) == (6, 3, 1, 1 / 3, 1, 4, 22.32, 1)
 
     async def test_months_in_berlin(self, org_a: OrgClients, roster: dict[str, int]) -> None:
         response = await org_a.viewer.get(
@@ -136,14 +157,14 @@ class TestEngagementOverTime:
         october, november = response.json()["points"]
         assert october["t"] == "2026-10-01T00:00:00+02:00"
         # A2's late digest and share fall on 1 November in Berlin.
-        assert _numbers(october) == (6, 7, 2, 2 / 7, 3, 15, 57.70, 0)
+        assert _numbers(october) == (6, 7, 2, 2 / 7, 3, 15, 57.70, 2)
         assert november["t"] == "2026-11-01T00:00:00+01:00"
-        assert _numbers(november) == (6, 4, 2, 0.5, 2, 4, 22.32, 0)
+        assert _numbers(november) == (6, 4, 2, 0.5, 2, 4, 22.32, 2)
 
     async def test_one_team(self, org_a: OrgClients, roster: dict[str, int]) -> None:
         response = await org_a.viewer.get("/api/v1/engagement", params={**RANGE, "tag": "sales"})
         october, november = response.json()["points"]
-        assert _numbers(october) == (3, 3, 2, 2 / 3, 3, 10, 55.80, 0)
+        assert _numbers(october) == (3, 3, 2, 2 / 3, 3, 10, 55.80, 3)
         assert _numbers(november) == (3, 1, 0, 0.0, 0, 0, 0.0, 0)
 
     async def test_weeks_start_on_monday(self, org_a: OrgClients, roster: dict[str, int]) -> None:
@@ -156,7 +177,7 @@ class TestEngagementOverTime:
         assert len(points) == 10
         week_of_5_october = next(p for p in points if p["t"] == "2026-10-05T00:00:00Z")
         # A7 left on 15 October: still active at the end of that week.
-        assert _numbers(week_of_5_october) == (7, 7, 2, 2 / 7, 3, 15, 57.70, 0)
+        assert _numbers(week_of_5_october) == (7, 7, 2, 2 / 7, 3, 15, 57.70, 2)
 
     async def test_etag_and_not_modified(self, org_a: OrgClients, roster: dict[str, int]) -> None:
         first = await org_a.viewer.get("/api/v1/engagement", params=RANGE)
@@ -193,8 +214,8 @@ class TestEngagementByTag:
         teams = {item["tag"]: _numbers(item) for item in response.json()["items"]}
         assert teams == {
             "eng": (2, 3, 1, 1 / 3, 1, 5, 1.90, 0),
-            "marketing": (2, 2, 1, 0.5, 1, 4, 22.32, 0),
-            "sales": (3, 3, 2, 2 / 3, 3, 10, 55.80, 0),
+            "marketing": (2, 2, 1, 0.5, 1, 4, 22.32, 1),
+            "sales": (3, 3, 2, 2 / 3, 3, 10, 55.80, 3),
         }
 
     async def test_paginated(self, org_a: OrgClients, roster: dict[str, int]) -> None:

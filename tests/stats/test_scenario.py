@@ -458,6 +458,8 @@ class TestMessageStats:
                 "visits": 4,  # v1 v2 v3 v8
                 "unique_visitors": 3,  # 20th {V1, V2}, 21st {V1}
                 "visits_per_share": 4 / 3,
+                "conversions": 2,  # c1 c2 (ada's v1 v3)
+                "conversion_value": 49.9,
             },
             {
                 "variant": 1,
@@ -469,6 +471,7 @@ class TestMessageStats:
                 "visits": 2,  # v5 v9
                 "unique_visitors": 2,  # 20th {V3}, 21st {V3}
                 "visits_per_share": 2.0,
+                **NO_CONVERSIONS,
             },
             {
                 "variant": 2,
@@ -480,6 +483,8 @@ class TestMessageStats:
                 "visits": 2,  # v6 v7 (b2 is a bot)
                 "unique_visitors": 2,
                 "visits_per_share": 1.0,
+                "conversions": 1,  # c3 (carol's v6)
+                "conversion_value": 20.1,
             },
             {
                 "variant": 3,
@@ -491,6 +496,7 @@ class TestMessageStats:
                 "visits": 0,
                 "unique_visitors": 0,
                 "visits_per_share": 0.0,
+                **NO_CONVERSIONS,
             },
         ]
 
@@ -556,6 +562,8 @@ class TestMessageStats:
                     "visits": 2,
                     "unique_visitors": 2,
                     "visits_per_share": 2.0,
+                    "conversions": 1,  # c4
+                    "conversion_value": 10.0,
                 }
             ],
         }
