@@ -13,6 +13,7 @@ from app.core.schemas import (
     HeaderText,
     HttpUrl,
     InputModel,
+    Moment,
     Network,
     OutputModel,
     UtcDatetime,
@@ -245,6 +246,10 @@ class CampaignCreate(InputModel):
     utm: StrictBool = True
     messages: list[MessageIn] = Field(default_factory=list, max_length=MAX_MESSAGES)
     translations: CampaignTranslations = Field(default_factory=dict)
+    expires_at: Moment | None = Field(
+        default=None,
+        description='Held deliveries still unsent then are cancelled (`last_error` "expired").',
+    )
 
 
 class CampaignUpdate(InputModel):
@@ -263,6 +268,7 @@ class CampaignUpdate(InputModel):
     networks: Networks | None = None
     utm: StrictBool | None = None
     translations: CampaignTranslations | None = None
+    expires_at: Moment | None = Field(default=None, description="null: never expires.")
 
     _no_null = field_validator(
         "name", "subject", "intro", "audience", "networks", "utm", "translations", mode="before"
@@ -296,6 +302,7 @@ class CampaignRead(OutputModel):
     status: CampaignStatus
     scheduled_at: UtcDatetime | None
     sent_at: UtcDatetime | None
+    expires_at: UtcDatetime | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime
     messages: list[MessageRead]

@@ -8,8 +8,9 @@ locked in id order in every transaction that writes several, so two workers neve
 on each other's deliveries.
 """
 
+import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from app.models import (
     Message,
     Organization,
 )
+from app.sending import holds
 from app.sending.parts import CampaignState, Claim, Job, Outcome, OutcomeStatus
 from app.sending.render import CampaignContent
 from app.stats import impact
@@ -56,14 +58,22 @@ def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
 
 
 class SqlDeliveryStore:
-    """The `parts.DeliveryStore` of one worker, on SQLite or PostgreSQL."""
+    """The `parts.DeliveryStore` of one worker, on SQLite or PostgreSQL. `now` is the wall
+    clock that decides which held deliveries are due and which campaigns expired (tests set
+    it); leases always run on the real clock."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, worker_id: str
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        worker_id: str,
+        *,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.worker_id = worker_id
+        self.now = now
 
     def _locked(self, session: AsyncSession, query: LockedSelect) -> LockedSelect:
         """Row locks in id order on PostgreSQL (SQLite has one writer at a time anyway)."""
@@ -73,7 +83,12 @@ class SqlDeliveryStore:
         return query
 
     async def promote_scheduled(self) -> int:
+        """Start the scheduled campaigns whose time has come; cancel held deliveries of
+        campaigns past their expiry (held→cancelled) and finish those campaigns."""
         async with self.sessionmaker.begin() as session:
+            expired = await holds.expire_held(session, now=self.now())
+            if expired:
+                await self._finish_done(session, expired)
             result = await session.execute(
                 update(Campaign)
                 .where(
@@ -88,6 +103,68 @@ class SqlDeliveryStore:
             return len(started)
 
     async def claim(self, limit: int) -> list[Claim]:
+        """Due combined digests first (all the deliveries of each), then plain deliveries."""
+        combined = await self._claim_combined(max(1, limit // 2))
+        plain = await self._claim_plain(limit - len(combined)) if len(combined) < limit else []
+        claimed = combined + plain
+        if claimed:
+            CLAIM_BATCH_SIZE.observe(len(claimed))
+        return claimed
+
+    async def _claim_combined(self, amplifiers: int) -> list[Claim]:
+        """Lease every due held delivery (held→pending) of up to `amplifiers` amplifiers, with
+        those of earlier combined digests waiting for a retry or whose lease expired.
+
+        On PostgreSQL the amplifier rows are locked (`SKIP LOCKED`) in the same statement, so
+        two workers never split one amplifier's due deliveries into two mails for one slot."""
+        now, clock = utcnow(), self.now()
+        releasable = and_(
+            Delivery.due_at.is_not(None),
+            Delivery.next_attempt_at <= clock,
+            or_(
+                Delivery.status == DeliveryStatus.HELD,
+                and_(
+                    Delivery.status == DeliveryStatus.PENDING,
+                    or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
+                ),
+            ),
+        )
+        live = select(Campaign.id).where(
+            Campaign.status == CampaignStatus.SENDING,
+            or_(Campaign.expires_at.is_(None), Campaign.expires_at > clock),
+        )
+        async with self.sessionmaker.begin() as session:
+            due = (
+                select(Delivery.amplifier_id)
+                .where(releasable, Delivery.campaign_id.in_(live))
+                .group_by(Delivery.amplifier_id)
+                .limit(amplifiers)
+            )
+            chosen = select(Amplifier.id).where(Amplifier.id.in_(due.scalar_subquery()))
+            if session.get_bind().dialect.name == "postgresql":
+                chosen = chosen.with_for_update(skip_locked=True, of=Amplifier)
+            rows = await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.amplifier_id.in_(chosen.scalar_subquery()),
+                    releasable,
+                    Delivery.campaign_id.in_(live),
+                )
+                .values(
+                    status=DeliveryStatus.PENDING,
+                    lease_owner=self.worker_id,
+                    lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
+                    attempts=Delivery.attempts + 1,
+                )
+                .returning(
+                    Delivery.id, Delivery.campaign_id, Delivery.amplifier_id, Delivery.attempts
+                )
+                .execution_options(synchronize_session=False)
+            )
+            claimed = [Claim(*row, combined=True) for row in rows.all()]
+        return sorted(claimed, key=lambda claim: claim.delivery_id)
+
+    async def _claim_plain(self, limit: int) -> list[Claim]:
         now = utcnow()
         async with self.sessionmaker.begin() as session:
             due = (
@@ -95,6 +172,7 @@ class SqlDeliveryStore:
                 .join(Campaign, Campaign.id == Delivery.campaign_id)
                 .where(
                     Delivery.status == DeliveryStatus.PENDING,
+                    Delivery.due_at.is_(None),
                     Delivery.next_attempt_at <= now,
                     or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
                     Campaign.status == CampaignStatus.SENDING,
@@ -118,8 +196,6 @@ class SqlDeliveryStore:
                 .execution_options(synchronize_session=False)
             )
             claimed = [Claim(*row) for row in rows.all()]
-        if claimed:
-            CLAIM_BATCH_SIZE.observe(len(claimed))
         return sorted(claimed, key=lambda claim: claim.delivery_id)
 
     async def load_jobs(self, claims: Sequence[Claim]) -> list[Job]:
@@ -152,10 +228,11 @@ class SqlDeliveryStore:
                 shares[link.delivery_id][(link.message_id, link.network)] = redirect_url(
                     self.settings.public_url, link.code
                 )
-        return [
+        jobs = [
             _job(claim, people.get(claim.delivery_id), shares[claim.delivery_id])
             for claim in claims
         ]
+        return _combine(claims, jobs)
 
     async def campaign_content(self, campaign_id: int) -> tuple[datetime, CampaignContent]:
         async with self.sessionmaker() as session:
@@ -367,7 +444,10 @@ class SqlDeliveryStore:
 
     async def _finish_done(self, session: AsyncSession, campaign_ids: Sequence[int] | None) -> None:
         still_pending = exists().where(
-            and_(Delivery.campaign_id == Campaign.id, Delivery.status == DeliveryStatus.PENDING)
+            and_(
+                Delivery.campaign_id == Campaign.id,
+                Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.HELD)),
+            )
         )
         stmt = update(Campaign).where(Campaign.status == CampaignStatus.SENDING, ~still_pending)
         if campaign_ids is not None:
@@ -378,6 +458,22 @@ class SqlDeliveryStore:
             .execution_options(synchronize_session=False)
         )
         await report_campaigns(session, EventType.CAMPAIGN_SENT, sent.all())
+
+
+def _combine(claims: Sequence[Claim], jobs: Sequence[Job]) -> list[Job]:
+    """One job per combined digest (an amplifier's combined claims, by campaign), the plain
+    jobs as they are."""
+    out: list[Job] = []
+    by_amplifier: dict[int | None, list[Job]] = {}
+    for claim, job in zip(claims, jobs, strict=True):
+        if claim.combined:
+            by_amplifier.setdefault(job.amplifier_id, []).append(job)
+        else:
+            out.append(job)
+    for parts in by_amplifier.values():
+        parts.sort(key=lambda part: (part.campaign_id, part.delivery_id))
+        out.append(dataclasses.replace(parts[0], parts=tuple(parts)))
+    return out
 
 
 def _failure(outcome: Outcome) -> FailedDelivery:
