@@ -17,6 +17,7 @@ from app.core.public_links import (
     IMPACT,
     UNSUBSCRIBE,
     impact_url,
+    preferences_url,
     read_page_token,
     unsubscribe_url,
 )
@@ -85,6 +86,7 @@ async def web_version(
             unsubscribe_url=unsubscribe_url(public_url, signer, amplifier.id),
             preview=False,
             impact_url=impact_url(public_url, signer, amplifier.id),
+            preferences_url=preferences_url(public_url, signer, amplifier.id),
         ),
         "locale": amplifier.locale,
     }
@@ -109,6 +111,17 @@ async def subscriber(session: AsyncSession, *, signer: Signer, token: str) -> Su
         organization_name=row.name,
         locale=row.locale,
     )
+
+
+async def unsubscribe_page(
+    session: AsyncSession, *, signer: Signer, public_url: str, token: str
+) -> dict[str, Any]:
+    """The unsubscribe confirmation, which offers fewer mails first."""
+    found = await subscriber(session, signer=signer, token=token)
+    return {
+        **found,
+        "preferences_url": preferences_url(public_url, signer, found["amplifier_id"]),
+    }
 
 
 async def unsubscribe(session: AsyncSession, *, signer: Signer, token: str) -> Subscriber:
