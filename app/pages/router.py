@@ -13,6 +13,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from app import i18n
 from app.core.db import utcnow
 from app.core.deps import ClockDep, SessionDep, SettingsDep, SignerDep
+from app.core.errors import PROBLEM_JSON
+from app.core.openapi import PROBLEM_REF
 from app.pages import preferences, service
 
 router = APIRouter(tags=["amplifier pages"], include_in_schema=True)
@@ -148,8 +150,12 @@ PREFERENCE_ANSWERS: dict[int | str, dict[str, Any]] = {
         "content": {"text/html": {"schema": {"type": "string"}}},
     },
     422: {
-        "description": "A choice the form does not offer: the page again, saying what to fix.",
-        "content": {"text/html": {"schema": {"type": "string"}}},
+        "description": "A choice the form does not offer: the page again, saying what to fix "
+        "(a token with control characters: a problem).",
+        "content": {
+            "text/html": {"schema": {"type": "string"}},
+            PROBLEM_JSON: {"schema": PROBLEM_REF},
+        },
     },
 }
 
@@ -172,7 +178,7 @@ async def preferences_page(
 
 @router.post(
     "/p/{token}",
-    operation_id="save_preferences",
+    operation_id="update_preferences",
     response_class=HTMLResponse,
     responses=PREFERENCE_ANSWERS,
     openapi_extra={"requestBody": PREFERENCE_FORM},
