@@ -7,7 +7,9 @@ from app.amplifiers import service as amplifiers
 from app.campaigns import service as campaigns
 from app.core.public_links import (
     DIGEST,
+    PREFERENCES,
     UNSUBSCRIBE,
+    preferences_url,
     redirect_url,
     stand_in_url,
     unsubscribe_url,
@@ -103,6 +105,11 @@ async def preview_html(
         if amplifier_id
         else stand_in_url(public_url, UNSUBSCRIBE)
     )
+    preferences = (
+        preferences_url(public_url, signer, amplifier_id)
+        if amplifier_id
+        else stand_in_url(public_url, PREFERENCES)
+    )
     rendered = render_digest(
         await campaign_content(session, campaign),
         networks,
@@ -113,6 +120,7 @@ async def preview_html(
             web_version_url=web,
             unsubscribe_url=unsubscribe,
             locale=language,
+            preferences_url=preferences,
         ),
         preview=True,
     )
