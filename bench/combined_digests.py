@@ -68,7 +68,9 @@ async def run_until(
     worker = build_worker(settings, app.state.sessionmaker, app.state.signer, now=now)
     started = time.perf_counter()
     task = asyncio.create_task(worker.run())
-    while not await done():
+    while True:
+        if await done():
+            break
         await asyncio.sleep(0.05)
     seconds = time.perf_counter() - started
     worker.stop()
