@@ -14,6 +14,8 @@ three deliveries.
 
 import argparse
 import asyncio
+import cProfile
+import pstats
 import shutil
 import sys
 import tempfile
@@ -62,10 +64,18 @@ async def send_campaigns(app: Any, headers: dict[str, str]) -> list[int]:
 
 
 async def run_until(
-    app: Any, settings: Any, now: Callable[[], datetime], done: Callable[[], Any]
+    app: Any,
+    settings: Any,
+    now: Callable[[], datetime],
+    done: Callable[[], Any],
+    *,
+    profile: bool = False,
 ) -> float:
     """Seconds one worker on clock `now` takes until `done()` says so."""
     worker = build_worker(settings, app.state.sessionmaker, app.state.signer, now=now)
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
     started = time.perf_counter()
     task = asyncio.create_task(worker.run())
     while True:
@@ -75,6 +85,9 @@ async def run_until(
     seconds = time.perf_counter() - started
     worker.stop()
     await task
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
     return seconds
 
 
@@ -83,6 +96,7 @@ async def main() -> int:
     parser.add_argument("--amplifiers", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--profile", action="store_true", help="cProfile both phases")
     args = parser.parse_args()
 
     sink_binary = ensure_smtp_sink()
@@ -140,8 +154,12 @@ async def main() -> int:
         sink = Sink(sink_binary, port, tmp / "sink.log")
         try:
             before_slot = lambda: utcnow() - timedelta(days=3)  # noqa: E731
-            plain_seconds = await run_until(app, settings, before_slot, plain_done)
-            combined_seconds = await run_until(app, settings, utcnow, slot_done)
+            plain_seconds = await run_until(
+                app, settings, before_slot, plain_done, profile=args.profile
+            )
+            combined_seconds = await run_until(
+                app, settings, utcnow, slot_done, profile=args.profile
+            )
         finally:
             sink_count = sink.stop()
         async with maker() as session:

@@ -2,7 +2,8 @@
 
 A held delivery carries its slot in `due_at` (and `next_attempt_at`), so scheduled work
 survives restarts like scheduled campaigns do; the worker releases an amplifier's due held
-deliveries together as one combined digest (`store.SqlDeliveryStore.claim`).
+deliveries together as one combined digest (`store.SqlDeliveryStore.claim`): they stay `held`
+under the worker's lease until they are `sent` (or wait, `held`, for a retry).
 """
 
 from collections import defaultdict
@@ -10,9 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import utcnow
 from app.models import Campaign, Delivery, DeliveryStatus, Organization
 from app.sending.slots import CAP_WINDOW, Preferences, Schedule, cap_frees, due_at, zone
 
@@ -95,8 +97,8 @@ async def make_due(session: AsyncSession, *, amplifier_ids: Sequence[int], now: 
 
 
 async def expire_held(session: AsyncSession, *, now: datetime) -> list[int]:
-    """Held deliveries of campaigns past `expires_at` become cancelled ("expired"); returns
-    the campaigns touched."""
+    """Held deliveries of campaigns past `expires_at` become cancelled ("expired"), unless a
+    worker is sending them right now; returns the campaigns touched."""
     expired = (
         select(Campaign.id)
         .where(Campaign.expires_at.is_not(None), Campaign.expires_at <= now)
@@ -104,7 +106,11 @@ async def expire_held(session: AsyncSession, *, now: datetime) -> list[int]:
     )
     result = await session.execute(
         update(Delivery)
-        .where(Delivery.status == DeliveryStatus.HELD, Delivery.campaign_id.in_(expired))
+        .where(
+            Delivery.status == DeliveryStatus.HELD,
+            Delivery.campaign_id.in_(expired),
+            or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < utcnow()),
+        )
         .values(status=DeliveryStatus.CANCELLED, last_error="expired", updated_at=now)
         .returning(Delivery.campaign_id)
         .execution_options(synchronize_session=False)

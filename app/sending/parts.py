@@ -38,6 +38,7 @@ class Job:
     share_urls: dict[tuple[int, str], str]
     networks: tuple[str, ...]
     locale: str = "en"
+    combined: bool = False  # one of the deliveries of a combined digest
     # A combined digest: the jobs of all the deliveries its one mail carries (this job is the
     # first of them), and the state of each one's campaign when it is composed.
     parts: tuple["Job", ...] = ()

@@ -48,6 +48,8 @@ from app.webhooks.events import (
 logger = logging.getLogger("amplify.worker")
 
 IDS_PER_STATEMENT = 5_000
+# Not sent yet: due or retrying (`pending`), or waiting for (or in) a combined digest (`held`).
+UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.HELD)
 LockedSelect = TypeVar("LockedSelect", bound=Select[*tuple[Any, ...]])
 
 
@@ -112,22 +114,16 @@ class SqlDeliveryStore:
         return claimed
 
     async def _claim_combined(self, amplifiers: int) -> list[Claim]:
-        """Lease every due held delivery (held→pending) of up to `amplifiers` amplifiers, with
-        those of earlier combined digests waiting for a retry or whose lease expired.
+        """Lease every due held delivery of up to `amplifiers` amplifiers. They stay `held`
+        while in flight (plain claims never see them) and go straight to `sent`.
 
         On PostgreSQL the amplifier rows are locked (`SKIP LOCKED`) in the same statement, so
         two workers never split one amplifier's due deliveries into two mails for one slot."""
         now, clock = utcnow(), self.now()
         releasable = and_(
-            Delivery.due_at.is_not(None),
+            Delivery.status == DeliveryStatus.HELD,
             Delivery.next_attempt_at <= clock,
-            or_(
-                Delivery.status == DeliveryStatus.HELD,
-                and_(
-                    Delivery.status == DeliveryStatus.PENDING,
-                    or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
-                ),
-            ),
+            or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
         )
         live = select(Campaign.id).where(
             Campaign.status == CampaignStatus.SENDING,
@@ -151,7 +147,6 @@ class SqlDeliveryStore:
                     Delivery.campaign_id.in_(live),
                 )
                 .values(
-                    status=DeliveryStatus.PENDING,
                     lease_owner=self.worker_id,
                     lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
                     attempts=Delivery.attempts + 1,
@@ -172,7 +167,6 @@ class SqlDeliveryStore:
                 .join(Campaign, Campaign.id == Delivery.campaign_id)
                 .where(
                     Delivery.status == DeliveryStatus.PENDING,
-                    Delivery.due_at.is_(None),
                     Delivery.next_attempt_at <= now,
                     or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
                     Campaign.status == CampaignStatus.SENDING,
@@ -300,7 +294,7 @@ class SqlDeliveryStore:
         return select(Delivery.id).where(
             Delivery.id.in_(ids),
             Delivery.lease_owner == self.worker_id,
-            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.status.in_(UNFINISHED),
         )
 
     async def release(self, delivery_ids: Sequence[int]) -> None:
@@ -360,7 +354,7 @@ class SqlDeliveryStore:
             query = self._locked(
                 session,
                 select(Delivery.id, Delivery.lease_owner).where(
-                    Delivery.id.in_(chunk), Delivery.status == DeliveryStatus.PENDING
+                    Delivery.id.in_(chunk), Delivery.status.in_(UNFINISHED)
                 ),
             )
             owners.update({row.id: row.lease_owner for row in (await session.execute(query)).all()})
@@ -446,7 +440,7 @@ class SqlDeliveryStore:
         still_pending = exists().where(
             and_(
                 Delivery.campaign_id == Campaign.id,
-                Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.HELD)),
+                Delivery.status.in_(UNFINISHED),
             )
         )
         stmt = update(Campaign).where(Campaign.status == CampaignStatus.SENDING, ~still_pending)
@@ -495,6 +489,7 @@ def _job(claim: Claim, person: object | None, share_urls: dict[tuple[int, str], 
         share_urls=share_urls,
         networks=tuple(dict.fromkeys(network for _, network in share_urls)),
         locale=getattr(person, "locale", None) or "en",
+        combined=claim.combined,
     )
 
 
@@ -514,7 +509,9 @@ def _row(outcome: Outcome) -> dict[str, object]:
             "message_id": outcome.message_id,
         }
     elif outcome.status == OutcomeStatus.RETRY:
-        row |= {"status": DeliveryStatus.PENDING, "next_attempt_at": outcome.retry_at or outcome.at}
+        # A combined digest's parts wait as `held` again: retried together, never as plain mail.
+        status = DeliveryStatus.HELD if outcome.job.combined else DeliveryStatus.PENDING
+        row |= {"status": status, "next_attempt_at": outcome.retry_at or outcome.at}
     elif outcome.status == OutcomeStatus.FAILED:
         row["status"] = DeliveryStatus.FAILED
     else:
