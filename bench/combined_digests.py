@@ -154,9 +154,7 @@ async def main() -> int:
         sink = Sink(sink_binary, port, tmp / "sink.log")
         try:
             before_slot = lambda: utcnow() - timedelta(days=3)  # noqa: E731
-            plain_seconds = await run_until(
-                app, settings, before_slot, plain_done, profile=args.profile
-            )
+            plain_seconds = await run_until(app, settings, before_slot, plain_done, profile=False)
             combined_seconds = await run_until(
                 app, settings, utcnow, slot_done, profile=args.profile
             )

@@ -106,16 +106,17 @@ class SqlDeliveryStore:
 
     async def claim(self, limit: int) -> list[Claim]:
         """Due combined digests first (all the deliveries of each), then plain deliveries."""
-        combined = await self._claim_combined(max(1, limit // 2))
+        combined = await self._claim_combined(limit)
         plain = await self._claim_plain(limit - len(combined)) if len(combined) < limit else []
         claimed = combined + plain
         if claimed:
             CLAIM_BATCH_SIZE.observe(len(claimed))
         return claimed
 
-    async def _claim_combined(self, amplifiers: int) -> list[Claim]:
-        """Lease every due held delivery of up to `amplifiers` amplifiers. They stay `held`
-        while in flight (plain claims never see them) and go straight to `sent`.
+    async def _claim_combined(self, limit: int) -> list[Claim]:
+        """Lease every due held delivery of the amplifiers of the `limit` earliest due ones.
+        They stay `held` while in flight (plain claims never see them) and go straight to
+        `sent`.
 
         On PostgreSQL the amplifier rows are locked (`SKIP LOCKED`) in the same statement, so
         two workers never split one amplifier's due deliveries into two mails for one slot."""
@@ -130,11 +131,13 @@ class SqlDeliveryStore:
             or_(Campaign.expires_at.is_(None), Campaign.expires_at > clock),
         )
         async with self.sessionmaker.begin() as session:
+            # The earliest due rows through the claim index (no scan of every held row): their
+            # amplifiers, each with all of its due deliveries below.
             due = (
                 select(Delivery.amplifier_id)
                 .where(releasable, Delivery.campaign_id.in_(live))
-                .group_by(Delivery.amplifier_id)
-                .limit(amplifiers)
+                .order_by(Delivery.next_attempt_at)
+                .limit(limit)
             )
             chosen = select(Amplifier.id).where(Amplifier.id.in_(due.scalar_subquery()))
             if session.get_bind().dialect.name == "postgresql":
@@ -195,10 +198,12 @@ class SqlDeliveryStore:
     async def load_jobs(self, claims: Sequence[Claim]) -> list[Job]:
         ids = [claim.delivery_id for claim in claims]
         async with self.sessionmaker() as session:
+            # Column rows through the connection: no ORM loading machinery for plain tuples.
+            connection = await session.connection()
             people = {
                 row.id: row
                 for row in (
-                    await session.execute(
+                    await connection.execute(
                         select(
                             Delivery.id,
                             Amplifier.email,
@@ -212,16 +217,15 @@ class SqlDeliveryStore:
                 ).all()
             }
             shares: dict[int, dict[tuple[int, str], str]] = {i: {} for i in ids}
-            links = await session.execute(
+            links = await connection.execute(
                 select(Link.delivery_id, Link.message_id, Link.network, Link.code).where(
                     Link.delivery_id.in_(ids), Link.kind == LinkKind.SHARE
                 )
             )
-            for link in links.all():
-                assert link.delivery_id is not None
-                shares[link.delivery_id][(link.message_id, link.network)] = redirect_url(
-                    self.settings.public_url, link.code
-                )
+            public_url = self.settings.public_url
+            for delivery_id, message_id, network, code in links.all():
+                assert delivery_id is not None
+                shares[delivery_id][(message_id, network)] = redirect_url(public_url, code)
         jobs = [
             _job(claim, people.get(claim.delivery_id), shares[claim.delivery_id])
             for claim in claims
