@@ -7,7 +7,6 @@ and refreshed every few minutes, never per mail.
 """
 
 import asyncio
-import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -109,34 +108,31 @@ class DigestComposer:
         board = await self._impact(job.campaign_id, campaign)
         token = unsubscribe_token(self.signer, job.amplifier_id)
         public_url = self.settings.public_url
+        combined = bool(job.parts)
         recipient = Recipient(
             name=job.name or "",
             email=job.email,
-            share_urls=job.share_urls,
-            web_version_url=web_version_url(public_url, self.signer, job.delivery_id),
+            share_urls=_all_share_urls(job) if combined else job.share_urls,
+            # A combined digest has a web version per section (each delivery's own).
+            web_version_url=""
+            if combined
+            else web_version_url(public_url, self.signer, job.delivery_id),
             unsubscribe_url=url_of_token(public_url, UNSUBSCRIBE, token),
             locale=job.locale,
             impact_url=impact_url(public_url, self.signer, job.amplifier_id),
             impact=board.of(job.amplifier_id) if board is not None else None,
             show_impact=board is not None,
             preferences_url=preferences_url(public_url, self.signer, job.amplifier_id),
+            section_web_urls={
+                part.campaign_id: web_version_url(public_url, self.signer, part.delivery_id)
+                for part in job.parts
+            },
         )
-        if job.parts:
-            return await self._compose_combined(job, recipient, token, eight_bit=eight_bit)
-        prototype = self._prototype(campaign, job, impact_kind(recipient))
-        headers = self._headers(campaign, job.locale)
-        return self._mail(job, recipient, token, prototype, headers, eight_bit=eight_bit)
-
-    def _mail(
-        self,
-        job: Job,
-        recipient: Recipient,
-        token: str,
-        prototype: DigestPrototype,
-        headers: CampaignHeaders,
-        *,
-        eight_bit: bool,
-    ) -> ComposedMail:
+        if combined:
+            prototype, headers = await self._combined_parts(job, impact_kind(recipient))
+        else:
+            prototype = self._prototype(campaign, job, impact_kind(recipient))
+            headers = self._headers(campaign, job.locale)
         text, html = prototype.render_parts(recipient, eight_bit=eight_bit)
         mailto_subject = quote(f"unsubscribe {token}", safe="")
         list_unsubscribe = f"<{recipient.unsubscribe_url}>, <{self._mailto_base}{mailto_subject}>"
@@ -144,7 +140,7 @@ class DigestComposer:
         raw = build_digest(
             campaign_headers=headers,
             to_name=job.name,
-            to_addr=recipient.email,
+            to_addr=job.email,
             message_id_value=mid,
             date=utcnow(),
             list_unsubscribe=list_unsubscribe,
@@ -153,38 +149,24 @@ class DigestComposer:
         )
         return ComposedMail(raw=raw, message_id=mid, envelope_from=self.sender)
 
-    async def _compose_combined(
-        self, job: Job, recipient: Recipient, token: str, *, eight_bit: bool
-    ) -> ComposedMail:
-        """One mail for all of `job.parts`: a section per campaign, each with its own links."""
+    async def _combined_parts(
+        self, job: Job, impact: str
+    ) -> tuple[DigestPrototype, CampaignHeaders]:
+        """A combined digest's prototype (a section per campaign) and headers, cached."""
         campaigns = [
             (part, await self._campaign(part.campaign_id, job.part_states[part.campaign_id]))
             for part in job.parts
         ]
-        share_urls: dict[tuple[int, str], str] = {}
-        for part in job.parts:
-            share_urls.update(part.share_urls)
-        recipient = dataclasses.replace(
-            recipient,
-            share_urls=share_urls,
-            web_version_url="",
-            section_web_urls={
-                part.campaign_id: web_version_url(
-                    self.settings.public_url, self.signer, part.delivery_id
-                )
-                for part in job.parts
-            },
-        )
         key: CombinedKey = (
             tuple(
                 (part.campaign_id, cache.updated_at, *cache.language(job.locale), part.networks)
                 for part, cache in campaigns
             ),
-            impact_kind(recipient),
+            impact,
         )
         prototype = self._combined.prototypes.get(key)
         if prototype is None:
-            prototype = self._combined_prototype(campaigns, job.locale, impact_kind(recipient))
+            prototype = self._combined_prototype(campaigns, job.locale, impact)
             self._combined.prototypes[key] = prototype
         posts = sum(len(cache.content.messages) for _, cache in campaigns)
         organization = campaigns[0][1].content.organization_name
@@ -198,7 +180,7 @@ class DigestComposer:
                 extra={"Content-Language": language},
             )
             self._combined.headers[headers_key] = headers
-        return self._mail(job, recipient, token, prototype, headers, eight_bit=eight_bit)
+        return prototype, headers
 
     @staticmethod
     def _combined_prototype(
@@ -261,6 +243,14 @@ class DigestComposer:
                     campaign.impact = await self.load_impact(campaign_id)
                     campaign.impact_read_at = utcnow()
         return campaign.impact
+
+
+def _all_share_urls(job: Job) -> dict[tuple[int, str], str]:
+    """Every part's own share links (message ids differ between campaigns)."""
+    urls: dict[tuple[int, str], str] = {}
+    for part in job.parts:
+        urls.update(part.share_urls)
+    return urls
 
 
 def _stale(read_at: datetime | None) -> bool:

@@ -366,9 +366,7 @@ class Worker:
                     self._queue.task_done()
                 self.throughput.finished()
                 if job.parts:  # a combined digest's outcome (and Message-ID) is every part's
-                    self._outcomes.extend(
-                        dataclasses.replace(outcome, job=part) for part in job.parts
-                    )
+                    self._outcomes.extend(_for_each_part(outcome, job.parts))
                 else:
                     self._outcomes.append(outcome)
                 if len(self._outcomes) >= MARK_BATCH:
@@ -443,3 +441,15 @@ class Worker:
         self._campaigns_held.subtract(o.job.campaign_id for o in batch)
         self.leases.drop(o.job.delivery_id for o in batch)
         self._room.set()
+
+
+def _for_each_part(outcome: Outcome, parts: Sequence[Job]) -> list[Outcome]:
+    status, error, mid, bounce, retry_at, at = (
+        outcome.status,
+        outcome.error,
+        outcome.message_id,
+        outcome.bounce,
+        outcome.retry_at,
+        outcome.at,
+    )
+    return [Outcome(part, status, error, mid, bounce, retry_at, at) for part in parts]
