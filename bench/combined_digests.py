@@ -32,12 +32,14 @@ from sqlalchemy import func, select
 
 from app.core.db import utcnow
 from app.core.migrate import upgrade
+from app.core.scratch_databases import drop_scratch_database
 from app.main import create_app
 from app.models import Campaign, Delivery, DeliveryStatus, Role
 from app.sending.engine import build_worker
 from bench.common import (
     NETWORKS,
     amplifier_rows,
+    bench_database,
     bench_settings,
     create_campaign,
     seed_organization,
@@ -99,9 +101,19 @@ async def main() -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile both phases")
     args = parser.parse_args()
 
-    sink_binary = ensure_smtp_sink()
     tmp = Path(tempfile.mkdtemp(prefix="amplify-bench-"))
-    url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    url, scratch = await bench_database(args.database_url, "combined", tmp)
+    try:
+        return await run(args, url, tmp)
+    finally:
+        if scratch and args.database_url:
+            await drop_scratch_database(args.database_url, url)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def run(args: argparse.Namespace, url: str, tmp: Path) -> int:
+    """The two phases on the database at `url` (a scratch one on PostgreSQL)."""
+    sink_binary = ensure_smtp_sink()
     port = free_port()
     settings = bench_settings(
         url,
@@ -213,7 +225,6 @@ async def main() -> int:
             else f"FAILED {shapes} mails={mails}"
         )
     )
-    shutil.rmtree(tmp, ignore_errors=True)
     return 0 if ok else 1
 
 
