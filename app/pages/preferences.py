@@ -12,16 +12,15 @@ from types import SimpleNamespace
 from typing import Any
 
 from babel import Locale
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import i18n
 from app.amplifiers import service as amplifiers
-from app.core.public_links import PREFERENCES, read_page_token, unsubscribe_url
+from app.core.public_links import PREFERENCES, unsubscribe_url
 from app.core.schemas import NETWORKS
 from app.core.security import Signer
 from app.models import Amplifier, Frequency, Organization
-from app.pages.service import PageNotFound
+from app.pages.service import amplifier_of_token
 from app.sending.networks import NETWORK_INFO
 from app.sending.slots import zone
 
@@ -47,31 +46,11 @@ class Choices:
     locale: str
 
 
-async def _amplifier(
-    session: AsyncSession, signer: Signer, token: str
-) -> tuple[Amplifier, Organization]:
-    amplifier_id = read_page_token(signer, PREFERENCES, token)
-    row = (
-        (
-            await session.execute(
-                select(Amplifier, Organization)
-                .join(Organization, Organization.id == Amplifier.organization_id)
-                .where(Amplifier.id == amplifier_id)
-            )
-        ).first()
-        if amplifier_id is not None
-        else None
-    )
-    if row is None:
-        raise PageNotFound("No such amplifier.")
-    return row.Amplifier, row.Organization
-
-
 async def page(
     session: AsyncSession, *, signer: Signer, public_url: str, token: str, now: datetime
 ) -> dict[str, Any]:
     """The page's context: the amplifier's current choices and what can be chosen."""
-    amplifier, organization = await _amplifier(session, signer, token)
+    amplifier, organization = await amplifier_of_token(session, signer, PREFERENCES, token)
     return _context(amplifier, organization, signer=signer, public_url=public_url, now=now)
 
 
@@ -85,7 +64,7 @@ async def save(
     now: datetime,
 ) -> dict[str, Any]:
     """Apply the posted form; the page again with what was saved (or what was wrong)."""
-    amplifier, organization = await _amplifier(session, signer, token)
+    amplifier, organization = await amplifier_of_token(session, signer, PREFERENCES, token)
     if signer.unsign_id(FORM_PURPOSE, _one(form, "form_token")) != amplifier.id:
         raise FormRefused
     tz = zone(amplifier.timezone or organization.default_timezone)

@@ -16,6 +16,7 @@ from app.core.public_links import (
     DIGEST,
     IMPACT,
     UNSUBSCRIBE,
+    PublicPage,
     impact_url,
     preferences_url,
     read_page_token,
@@ -133,17 +134,11 @@ async def unsubscribe(session: AsyncSession, *, signer: Signer, token: str) -> S
     return found
 
 
-# --- my impact -------------------------------------------------------------------------------
-
-VISITS_CHART_DAYS = 90
-TOP = 10
-
-
-async def impact(
-    session: AsyncSession, *, signer: Signer, token: str, today: date
-) -> dict[str, Any]:
-    """The amplifier's own scoreboard: this month and all time, per campaign, visits by day."""
-    amplifier_id = read_page_token(signer, IMPACT, token)
+async def amplifier_of_token(
+    session: AsyncSession, signer: Signer, page: PublicPage, token: str
+) -> tuple[Amplifier, Organization]:
+    """The amplifier a token of `page` names, with its organization; PageNotFound otherwise."""
+    amplifier_id = read_page_token(signer, page, token)
     row = (
         (
             await session.execute(
@@ -157,7 +152,20 @@ async def impact(
     )
     if row is None:
         raise PageNotFound("No such amplifier.")
-    amplifier, organization = row.Amplifier, row.Organization
+    return row.Amplifier, row.Organization
+
+
+# --- my impact -------------------------------------------------------------------------------
+
+VISITS_CHART_DAYS = 90
+TOP = 10
+
+
+async def impact(
+    session: AsyncSession, *, signer: Signer, token: str, today: date
+) -> dict[str, Any]:
+    """The amplifier's own scoreboard: this month and all time, per campaign, visits by day."""
+    amplifier, organization = await amplifier_of_token(session, signer, IMPACT, token)
     month = await scoreboard.board(
         session, organization_id=organization.id, since=today.replace(day=1)
     )

@@ -142,25 +142,14 @@ class SqlDeliveryStore:
             chosen = select(Amplifier.id).where(Amplifier.id.in_(due.scalar_subquery()))
             if session.get_bind().dialect.name == "postgresql":
                 chosen = chosen.with_for_update(skip_locked=True, of=Amplifier)
-            rows = await session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.amplifier_id.in_(chosen.scalar_subquery()),
-                    releasable,
-                    Delivery.campaign_id.in_(live),
-                )
-                .values(
-                    lease_owner=self.worker_id,
-                    lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
-                    attempts=Delivery.attempts + 1,
-                )
-                .returning(
-                    Delivery.id, Delivery.campaign_id, Delivery.amplifier_id, Delivery.attempts
-                )
-                .execution_options(synchronize_session=False)
+            return await self._lease(
+                session,
+                now,
+                Delivery.amplifier_id.in_(chosen.scalar_subquery()),
+                releasable,
+                Delivery.campaign_id.in_(live),
+                combined=True,
             )
-            claimed = [Claim(*row, combined=True) for row in rows.all()]
-        return sorted(claimed, key=lambda claim: claim.delivery_id)
 
     async def _claim_plain(self, limit: int) -> list[Claim]:
         now = utcnow()
@@ -179,20 +168,26 @@ class SqlDeliveryStore:
             )
             if session.get_bind().dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True, of=Delivery)
-            rows = await session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(due.scalar_subquery()))
-                .values(
-                    lease_owner=self.worker_id,
-                    lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
-                    attempts=Delivery.attempts + 1,
-                )
-                .returning(
-                    Delivery.id, Delivery.campaign_id, Delivery.amplifier_id, Delivery.attempts
-                )
-                .execution_options(synchronize_session=False)
+            return await self._lease(
+                session, now, Delivery.id.in_(due.scalar_subquery()), combined=False
             )
-            claimed = [Claim(*row) for row in rows.all()]
+
+    async def _lease(
+        self, session: AsyncSession, now: datetime, *where: Any, combined: bool
+    ) -> list[Claim]:
+        """Lease the deliveries `where` selects to this worker, as claims in id order."""
+        rows = await session.execute(
+            update(Delivery)
+            .where(*where)
+            .values(
+                lease_owner=self.worker_id,
+                lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
+                attempts=Delivery.attempts + 1,
+            )
+            .returning(Delivery.id, Delivery.campaign_id, Delivery.amplifier_id, Delivery.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        claimed = [Claim(*row, combined=combined) for row in rows.all()]
         return sorted(claimed, key=lambda claim: claim.delivery_id)
 
     async def load_jobs(self, claims: Sequence[Claim]) -> list[Job]:

@@ -4,8 +4,8 @@ cap, expiry, and the preferences that release held mail at once."""
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -15,10 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.config import Settings
 from app.models import Delivery, Link, LinkKind
-from app.sending.engine import build_worker
-from app.sending.worker import Worker
 from tests.factories import OrgClients
 from tests.sending.conftest import make_campaign, send_campaign, wait_for_status, wait_until
 from tests.sending.smtp import SmtpServer
@@ -39,22 +36,9 @@ def wall(app: FastAPI) -> Iterator[Clock]:
 
 
 @pytest.fixture
-def worker_on_wall(
-    app: FastAPI, worker_settings: Callable[..., Settings], wall: Clock
-) -> Callable[..., Any]:
-    @asynccontextmanager
-    async def running(**overrides: Any) -> AsyncIterator[Worker]:
-        worker = build_worker(
-            worker_settings(**overrides), app.state.sessionmaker, app.state.signer, now=wall
-        )
-        task = asyncio.create_task(worker.run())
-        try:
-            yield worker
-        finally:
-            worker.stop()
-            await asyncio.wait_for(task, timeout=30)
-
-    return running
+def worker_on_wall(run_worker: Callable[..., Any], wall: Clock) -> Callable[..., Any]:
+    """A worker whose wall clock is the test's."""
+    return lambda **overrides: run_worker(now=wall, **overrides)
 
 
 async def add(org: OrgClients, email: str, **fields: Any) -> int:
@@ -99,6 +83,39 @@ def text_and_html(mail: EmailMessage) -> tuple[str, str]:
 
 async def quiet_period() -> None:
     await asyncio.sleep(QUIET)
+
+
+async def assert_one_mail_at_the_slot(
+    env: "Slot", *, email: str, campaigns: list[int], before: datetime, slot: datetime
+) -> None:
+    """Nothing for `email` while the clock reads `before`; one mail once it reads `slot`."""
+    env.wall.now = before
+    async with env.worker():
+        await quiet_period()
+        assert mails_to(env.smtp_server, email) == []
+        env.wall.now = slot
+        for campaign_id in campaigns:
+            await wait_for_status(env.sessionmaker, campaign_id)
+        await quiet_period()
+    assert len(mails_to(env.smtp_server, email)) == 1
+
+
+@dataclass
+class Slot:
+    wall: Clock
+    worker: Callable[..., Any]
+    smtp_server: SmtpServer
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+def slot_env(
+    wall: Clock,
+    worker_on_wall: Callable[..., Any],
+    smtp_server: SmtpServer,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> Slot:
+    return Slot(wall, worker_on_wall, smtp_server, sessionmaker)
 
 
 class TestDailyDigest:
@@ -174,83 +191,60 @@ class TestDailyDigest:
         assert (stats.json()["held"], stats.json()["sent"]) == (0, 2)
 
     async def test_new_york_slot_follows_the_spring_dst_change(
-        self,
-        org_a: OrgClients,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        smtp_server: SmtpServer,
-        wall: Clock,
-        worker_on_wall: Callable[..., Any],
+        self, org_a: OrgClients, slot_env: Slot
     ) -> None:
         ny = await add(org_a, "ny@example.com", frequency="daily", timezone="America/New_York")
         # Saturday 7 March 2026, 10:00 EST: today's slot has passed; clocks go forward tonight.
-        wall.now = datetime(2026, 3, 7, 15, 0, tzinfo=UTC)
+        slot_env.wall.now = datetime(2026, 3, 7, 15, 0, tzinfo=UTC)
         campaigns = await three_campaigns(org_a)
         edt_slot = datetime(2026, 3, 8, 13, 0, tzinfo=UTC)  # 09:00 EDT, not 14:00 UTC
-        assert {d.due_at for d in await deliveries_of(sessionmaker, ny)} == {edt_slot}
-
-        wall.now = edt_slot - timedelta(minutes=1)
-        async with worker_on_wall():
-            await quiet_period()
-            assert mails_to(smtp_server, "ny@example.com") == []
-            wall.now = edt_slot
-            for campaign_id in campaigns:
-                await wait_for_status(sessionmaker, campaign_id)
-            await quiet_period()
-        assert len(mails_to(smtp_server, "ny@example.com")) == 1
+        assert {d.due_at for d in await deliveries_of(slot_env.sessionmaker, ny)} == {edt_slot}
+        await assert_one_mail_at_the_slot(
+            slot_env,
+            email="ny@example.com",
+            campaigns=campaigns,
+            before=edt_slot - timedelta(minutes=1),
+            slot=edt_slot,
+        )
 
 
 class TestWeeklyDigest:
-    async def test_weekly_goes_out_on_monday(
-        self,
-        org_a: OrgClients,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        smtp_server: SmtpServer,
-        wall: Clock,
-        worker_on_wall: Callable[..., Any],
-    ) -> None:
+    async def test_weekly_goes_out_on_monday(self, org_a: OrgClients, slot_env: Slot) -> None:
         settings = await org_a.admin.put(
             "/api/v1/settings/sending", json={"daily_at": "08:30", "weekly_on": "monday"}
         )
         assert settings.status_code == 200, settings.text
         weekly = await add(org_a, "wes@example.com", frequency="weekly")
-        wall.now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # a Wednesday
+        slot_env.wall.now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # a Wednesday
         campaigns = await three_campaigns(org_a)
         monday = datetime(2026, 11, 30, 8, 30, tzinfo=UTC)
-        assert {d.due_at for d in await deliveries_of(sessionmaker, weekly)} == {monday}
-
-        wall.now = monday - timedelta(days=1)  # Sunday
-        async with worker_on_wall():
-            await quiet_period()
-            assert mails_to(smtp_server, "wes@example.com") == []
-            wall.now = monday
-            for campaign_id in campaigns:
-                await wait_for_status(sessionmaker, campaign_id)
-        assert len(mails_to(smtp_server, "wes@example.com")) == 1
+        assert {d.due_at for d in await deliveries_of(slot_env.sessionmaker, weekly)} == {monday}
+        await assert_one_mail_at_the_slot(
+            slot_env,
+            email="wes@example.com",
+            campaigns=campaigns,
+            before=monday - timedelta(days=1),  # Sunday
+            slot=monday,
+        )
 
 
 class TestPause:
     async def test_a_paused_amplifier_gets_one_mail_after_the_pause(
-        self,
-        org_a: OrgClients,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        smtp_server: SmtpServer,
-        wall: Clock,
-        worker_on_wall: Callable[..., Any],
+        self, org_a: OrgClients, slot_env: Slot
     ) -> None:
         paused = await add(org_a, "pat@example.com", paused_until="2026-12-05T12:00:00Z")
-        wall.now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+        slot_env.wall.now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
         campaigns = await three_campaigns(org_a)
         after_pause = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)  # the day after, at the slot
-        assert {d.due_at for d in await deliveries_of(sessionmaker, paused)} == {after_pause}
-
-        wall.now = datetime(2026, 12, 5, 23, 0, tzinfo=UTC)
-        async with worker_on_wall():
-            await quiet_period()
-            assert mails_to(smtp_server, "pat@example.com") == []
-            wall.now = after_pause
-            for campaign_id in campaigns:
-                await wait_for_status(sessionmaker, campaign_id)
-        assert len(mails_to(smtp_server, "pat@example.com")) == 1
+        held = await deliveries_of(slot_env.sessionmaker, paused)
+        assert {d.due_at for d in held} == {after_pause}
+        await assert_one_mail_at_the_slot(
+            slot_env,
+            email="pat@example.com",
+            campaigns=campaigns,
+            before=datetime(2026, 12, 5, 23, 0, tzinfo=UTC),
+            slot=after_pause,
+        )
 
     async def test_ending_the_pause_releases_held_mail_at_once(
         self,

@@ -5,6 +5,7 @@ import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -48,6 +49,34 @@ async def _start_worker(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
+
+
+async def _two_workers_until_sent(
+    settings: Settings,
+    smtp_server: SmtpServer,
+    tmp_root: Path,
+    sessionmaker: Any,
+    campaign_ids: list[int],
+    *,
+    batch: int,
+) -> list[int]:
+    """Two healthy workers, a two-second lease, no rate cap, until the campaigns are sent;
+    their exit codes."""
+    env = {
+        "AMPLIFY_SEND_RATE": "0",
+        "AMPLIFY_LEASE_SECONDS": "2",
+        "AMPLIFY_SMTP_CONNECTIONS": "2",
+        "AMPLIFY_WORKER_BATCH": str(batch),
+    }
+    workers = [await _start_worker(settings, smtp_server.port, tmp_root, **env) for _ in "ab"]
+    try:
+        for campaign_id in campaign_ids:
+            await wait_for_status(sessionmaker, campaign_id, timeout=90)
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        codes = [await asyncio.wait_for(w.wait(), timeout=20) for w in workers]
+    return codes
 
 
 class TestWorkerProcess:
@@ -98,19 +127,9 @@ class TestWorkerProcess:
         emails = {f"amp{i}@example.com" for i in range(600)}
         campaign = await make_campaign(org_a)
         await send_campaign(org_a, campaign["id"])
-        env = {
-            "AMPLIFY_SEND_RATE": "0",
-            "AMPLIFY_LEASE_SECONDS": "2",
-            "AMPLIFY_SMTP_CONNECTIONS": "2",
-            "AMPLIFY_WORKER_BATCH": "100",
-        }
-        workers = [await _start_worker(settings, smtp_server.port, tmp_root, **env) for _ in "ab"]
-        try:
-            await wait_for_status(sessionmaker, campaign["id"], timeout=90)
-        finally:
-            for worker in workers:
-                worker.send_signal(signal.SIGTERM)
-            codes = [await asyncio.wait_for(w.wait(), timeout=20) for w in workers]
+        codes = await _two_workers_until_sent(
+            settings, smtp_server, tmp_root, sessionmaker, [campaign["id"]], batch=100
+        )
         assert codes == [0, 0]
         counts = Counter(smtp_server.handler.recipients())
         assert set(counts) == emails
@@ -144,20 +163,9 @@ class TestWorkerProcess:
                 campaigns.append(campaign["id"])
         finally:
             app.state.clock = original
-        env = {
-            "AMPLIFY_SEND_RATE": "0",
-            "AMPLIFY_LEASE_SECONDS": "2",
-            "AMPLIFY_SMTP_CONNECTIONS": "2",
-            "AMPLIFY_WORKER_BATCH": "30",
-        }
-        workers = [await _start_worker(settings, smtp_server.port, tmp_root, **env) for _ in "ab"]
-        try:
-            for campaign_id in campaigns:
-                await wait_for_status(sessionmaker, campaign_id, timeout=90)
-        finally:
-            for worker in workers:
-                worker.send_signal(signal.SIGTERM)
-            codes = [await asyncio.wait_for(w.wait(), timeout=20) for w in workers]
+        codes = await _two_workers_until_sent(
+            settings, smtp_server, tmp_root, sessionmaker, campaigns, batch=30
+        )
         assert codes == [0, 0]
         counts = Counter(smtp_server.handler.recipients())
         assert set(counts) == {a["email"] for a in roster}
