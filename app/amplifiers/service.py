@@ -415,7 +415,7 @@ def _changes(current: Row[Any], item: ImportRow) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if data.email != current.email:
         changes["email"] = data.email
-    for field in ("name", "tags", "networks", "locale", "frequency", "timezone"):
+    for field in ("name", "tags", "networks", "locale", "frequency", "timezone", "paused_until"):
         if field in given and getattr(data, field) != getattr(current, field):
             changes[field] = getattr(data, field)
     if "audience" in given:
@@ -454,6 +454,7 @@ async def import_rows(
             Amplifier.locale,
             Amplifier.frequency,
             Amplifier.timezone,
+            Amplifier.paused_until,
         ).where(Amplifier.organization_id == organization_id)
         result = await session.execute(_among(stmt, Amplifier.email_key, chunk, dialect))
         existing.update((row.email_key, row) for row in result)
@@ -520,6 +521,7 @@ async def import_rows(
             for group in updates.values()
             for p in group
             if p.get("frequency") == Frequency.EACH
+            or ("paused_until" in p and p["paused_until"] is None)
         ],
         now=now,
     )
