@@ -19,7 +19,7 @@ from app.campaigns.router import router as campaigns_router
 from app.conversions.router import router as conversions_router
 from app.conversions.writer import ConversionWriter
 from app.core.config import Settings, get_settings
-from app.core.db import make_engine, make_sessionmaker
+from app.core.db import make_engine, make_sessionmaker, utcnow
 from app.core.errors import UnexpectedErrors, install_error_handlers
 from app.core.limits import BodySizeLimit
 from app.core.observability import ObservedRequests
@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
     )
     app.state.settings = settings
     app.state.signer = Signer(settings.signing_key())
+    app.state.clock = utcnow  # the wall clock of slots and pauses (tests move it)
     app.state.answers = AnswerCache()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

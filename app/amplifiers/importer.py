@@ -18,12 +18,13 @@ from pydantic import ValidationError
 from app.amplifiers.schemas import DEFAULT_LOCALE, AmplifierCreate, email_key
 from app.core.errors import InvalidInput, MalformedBody, PayloadTooLarge, UnsupportedMediaType
 from app.core.schemas import NETWORKS
+from app.models import Frequency
 
 CSV_MEDIA_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
 JSON_MEDIA_TYPES = frozenset({"application/json"})
 UTF8_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
-FIELD_COLUMNS = ("email", "name", "tags", "networks", "locale")
+FIELD_COLUMNS = ("email", "name", "tags", "networks", "locale", "frequency", "timezone")
 AUDIENCE_PREFIX = "audience_"
 KNOWN_COLUMNS = frozenset(FIELD_COLUMNS) | {AUDIENCE_PREFIX + n for n in NETWORKS}
 _LIST_SEPARATORS = re.compile(r"[;|]")
@@ -160,6 +161,10 @@ def _row_data(columns: list[str], record: list[str]) -> dict[str, Any]:
             data[column] = _split(cell)
         elif column == "locale":
             data[column] = cell if cell.strip() else DEFAULT_LOCALE
+        elif column == "frequency":
+            data[column] = cell.strip().lower() or Frequency.EACH.value
+        elif column == "timezone":
+            data[column] = cell.strip() or None
         elif column.startswith(AUDIENCE_PREFIX):
             if cell.strip():
                 audience[column.removeprefix(AUDIENCE_PREFIX)] = cell.strip()

@@ -5,7 +5,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.amplifiers import importer, service
 from app.amplifiers.schemas import AmplifierCreate, AmplifierRead, AmplifierUpdate, ImportResult
-from app.core.deps import EditorDep, SessionDep, SettingsDep, SignerDep, ViewerDep
+from app.core.deps import ClockDep, EditorDep, SessionDep, SettingsDep, SignerDep, ViewerDep
 from app.core.limits import read_body
 from app.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.models import AmplifierStatus
@@ -129,11 +129,19 @@ async def get_amplifier(
     responses={409: {"description": "The email is taken, or the status change is refused."}},
 )
 async def update_amplifier(
-    amplifier_id: int, data: AmplifierUpdate, session: SessionDep, principal: EditorDep
+    amplifier_id: int,
+    data: AmplifierUpdate,
+    session: SessionDep,
+    principal: EditorDep,
+    clock: ClockDep,
 ) -> AmplifierRead:
     """Change the given fields; an unsubscribed amplifier cannot be made active again (409)."""
     amplifier = await service.update(
-        session, organization_id=principal.organization_id, amplifier_id=amplifier_id, data=data
+        session,
+        organization_id=principal.organization_id,
+        amplifier_id=amplifier_id,
+        data=data,
+        now=clock(),
     )
     return AmplifierRead.model_validate(amplifier)
 

@@ -14,11 +14,13 @@ from app.core.schemas import (
     NO_CONTROL_CHARACTERS,
     HeaderText,
     InputModel,
+    Moment,
     Network,
     OutputModel,
     UtcDatetime,
 )
-from app.models import AmplifierStatus
+from app.models import AmplifierStatus, Frequency
+from app.sending.slots import is_timezone
 
 MAX_EMAIL_LENGTH = 320
 MAX_NAME_LENGTH = 200
@@ -120,6 +122,13 @@ def _locale(value: str) -> str:
     return "-".join(parts)
 
 
+def _timezone(value: str) -> str:
+    value = value.strip()
+    if not is_timezone(value):
+        raise ValueError("must be an IANA time zone name such as 'Europe/Copenhagen' or 'UTC'")
+    return value
+
+
 Email = Annotated[str, Field(max_length=MAX_EMAIL_LENGTH), AfterValidator(normalize_email)]
 # Header-bound: CR/LF/NUL are refused before surrounding blanks are trimmed.
 Name = Annotated[HeaderText, Field(max_length=MAX_NAME_LENGTH), AfterValidator(_strip)]
@@ -134,6 +143,15 @@ Networks = Annotated[list[NetworkName], Field(max_length=50), AfterValidator(_de
 Followers = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=MAX_AUDIENCE)]
 Audience = dict[NetworkName, Followers]
 Locale = Annotated[str, Field(max_length=35), AfterValidator(_locale)]
+TimeZone = Annotated[
+    str,
+    Field(max_length=64, description="IANA time zone name (e.g. `Europe/Copenhagen`)."),
+    AfterValidator(_timezone),
+]
+FREQUENCY_DESCRIPTION = (
+    "`each`: a digest per campaign; `daily` / `weekly`: one combined digest at the "
+    "organization's slot."
+)
 
 
 class AmplifierCreate(InputModel):
@@ -148,6 +166,13 @@ class AmplifierCreate(InputModel):
         default_factory=dict, description="Followers per network (for potential reach)."
     )
     locale: Locale = DEFAULT_LOCALE
+    frequency: Frequency = Field(default=Frequency.EACH, description=FREQUENCY_DESCRIPTION)
+    paused_until: Moment | None = Field(
+        default=None, description="No mail until the day after this moment."
+    )
+    timezone: TimeZone | None = Field(
+        default=None, description="null: the organization's default time zone."
+    )
 
     @field_validator("name")
     @classmethod
@@ -165,9 +190,14 @@ class AmplifierUpdate(InputModel):
     status: AmplifierStatus | None = Field(
         default=None, description="'unsubscribed' cannot be changed back by an API key."
     )
+    frequency: Frequency | None = Field(default=None, description=FREQUENCY_DESCRIPTION)
+    paused_until: Moment | None = Field(default=None, description="null ends a pause.")
+    timezone: TimeZone | None = Field(
+        default=None, description="null: the organization's default time zone."
+    )
 
     # Runs only for fields the body gives: absent means "keep", an explicit null is refused.
-    @field_validator("email", "tags", "networks", "audience", "locale", "status")
+    @field_validator("email", "tags", "networks", "audience", "locale", "status", "frequency")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:
@@ -189,6 +219,9 @@ class AmplifierRead(OutputModel):
     audience: dict[str, int]
     locale: str
     status: AmplifierStatus
+    frequency: Frequency
+    paused_until: UtcDatetime | None
+    timezone: str | None
     status_reason: str | None = Field(
         default=None,
         description="Why the status is not active when the amplifier did not choose it: "

@@ -1,6 +1,7 @@
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any, TypeVar, TypeVarTuple
 
 import sqlalchemy as sa
@@ -22,7 +23,8 @@ from app.core.db import MAX_ID, analyze, json_array_contains_any, utcnow
 from app.core.errors import Conflict, NotFound
 from app.core.pagination import paginate_by_id
 from app.core.security import Signer
-from app.models import Amplifier, AmplifierStatus, Suppression
+from app.models import Amplifier, AmplifierStatus, Frequency, Suppression
+from app.sending import holds
 from app.tracking import counters
 from app.webhooks.events import EventType, emit
 
@@ -186,6 +188,9 @@ async def create(
         networks=list(data.networks),
         audience=dict(data.audience),
         locale=data.locale,
+        frequency=data.frequency.value,
+        paused_until=data.paused_until,
+        timezone=data.timezone,
         status=suppression.reason if suppression else AmplifierStatus.ACTIVE.value,
         created_at=now,
         updated_at=now,
@@ -199,12 +204,23 @@ async def create(
 
 
 async def update(
-    session: AsyncSession, *, organization_id: int, amplifier_id: int, data: AmplifierUpdate
+    session: AsyncSession,
+    *,
+    organization_id: int,
+    amplifier_id: int,
+    data: AmplifierUpdate,
+    now: datetime | None = None,
 ) -> Amplifier:
     """Apply the given fields. Only the amplifier can leave `unsubscribed`; an editor may
     clear a bounce."""
     amplifier = await get(session, organization_id=organization_id, amplifier_id=amplifier_id)
     given = data.model_fields_set
+    await set_preferences(
+        session,
+        amplifier,
+        changes={field: getattr(data, field) for field in PREFERENCE_FIELDS & given},
+        now=now or utcnow(),
+    )
     old_key = amplifier.email_key
     if "email" in given and data.email is not None:
         key = email_key(data.email)
@@ -254,6 +270,29 @@ async def update(
     return amplifier
 
 
+PREFERENCE_FIELDS = frozenset({"frequency", "paused_until", "timezone"})
+
+
+async def set_preferences(
+    session: AsyncSession, amplifier: Amplifier, *, changes: dict[str, Any], now: datetime
+) -> None:
+    """Change how often the amplifier hears from us. Back to `each`, or a pause ended: the
+    held deliveries go out at once (together)."""
+    was_held = amplifier.frequency != Frequency.EACH or _paused(amplifier.paused_until, now)
+    for field, value in changes.items():
+        setattr(amplifier, field, value.value if isinstance(value, Frequency) else value)
+    still_held = amplifier.frequency != Frequency.EACH or _paused(amplifier.paused_until, now)
+    if session.is_modified(amplifier):
+        amplifier.updated_at = now
+        await session.flush()
+    if was_held and not still_held:
+        await holds.make_due(session, amplifier_ids=[amplifier.id], now=now)
+
+
+def _paused(paused_until: datetime | None, now: datetime) -> bool:
+    return paused_until is not None and paused_until > now
+
+
 async def _apply_suppression(
     session: AsyncSession,
     *,
@@ -292,6 +331,7 @@ async def delete(session: AsyncSession, *, organization_id: int, amplifier_id: i
             email=amplifier.email,
             reason=AmplifierStatus(amplifier.status),
         )
+    await holds.cancel_held(session, amplifier_id=amplifier_id, reason="amplifier deleted")
     await session.delete(amplifier)
     await session.flush()
     await counters.audience_changed(session, {amplifier_id: {}})
@@ -375,7 +415,7 @@ def _changes(current: Row[Any], item: ImportRow) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if data.email != current.email:
         changes["email"] = data.email
-    for field in ("name", "tags", "networks", "locale"):
+    for field in ("name", "tags", "networks", "locale", "frequency", "timezone", "paused_until"):
         if field in given and getattr(data, field) != getattr(current, field):
             changes[field] = getattr(data, field)
     if "audience" in given:
@@ -412,6 +452,9 @@ async def import_rows(
             Amplifier.networks,
             Amplifier.audience,
             Amplifier.locale,
+            Amplifier.frequency,
+            Amplifier.timezone,
+            Amplifier.paused_until,
         ).where(Amplifier.organization_id == organization_id)
         result = await session.execute(_among(stmt, Amplifier.email_key, chunk, dialect))
         existing.update((row.email_key, row) for row in result)
@@ -443,6 +486,9 @@ async def import_rows(
                     "networks": data.networks,
                     "audience": data.audience,
                     "locale": data.locale,
+                    "frequency": data.frequency.value,
+                    "paused_until": data.paused_until,
+                    "timezone": data.timezone,
                     "status": suppressed.get(key, AmplifierStatus.ACTIVE.value),
                     "created_at": now,
                     "updated_at": now,
@@ -468,6 +514,17 @@ async def import_rows(
             "The roster changed while this file was imported; import it again."
         ) from None
     await analyze(await session.connection(), ("amplifiers",), rows=len(inserts))
+    await holds.make_due(
+        session,
+        amplifier_ids=[
+            p["id"]
+            for group in updates.values()
+            for p in group
+            if p.get("frequency") == Frequency.EACH
+            or ("paused_until" in p and p["paused_until"] is None)
+        ],
+        now=now,
+    )
     await counters.audience_changed(
         session,
         {p["id"]: p["audience"] for group in updates.values() for p in group if "audience" in p},

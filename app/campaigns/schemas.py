@@ -13,6 +13,7 @@ from app.core.schemas import (
     HeaderText,
     HttpUrl,
     InputModel,
+    Moment,
     Network,
     OutputModel,
     UtcDatetime,
@@ -279,6 +280,10 @@ class CampaignCreate(InputModel):
     )
     messages: list[MessageIn] = Field(default_factory=list, max_length=MAX_MESSAGES)
     translations: CampaignTranslations = Field(default_factory=dict)
+    expires_at: Moment | None = Field(
+        default=None,
+        description='Held deliveries still unsent then are cancelled (`last_error` "expired").',
+    )
 
 
 class CampaignUpdate(InputModel):
@@ -305,6 +310,7 @@ class CampaignUpdate(InputModel):
     utm: StrictBool | None = None
     attribution: StrictBool | None = None
     translations: CampaignTranslations | None = None
+    expires_at: Moment | None = Field(default=None, description="null: never expires.")
 
     _no_null = field_validator(
         "name",
@@ -353,6 +359,7 @@ class CampaignRead(OutputModel):
     status: CampaignStatus
     scheduled_at: UtcDatetime | None
     sent_at: UtcDatetime | None
+    expires_at: UtcDatetime | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime
     messages: list[MessageRead]

@@ -29,7 +29,7 @@ from app.models import Campaign, CampaignStatus, Message
 # Ids are 32-bit integer columns: a larger id cannot exist, and PostgreSQL would refuse to compare.
 
 # Fields that stay editable after the send snapshot was taken (they only label the digest).
-ALWAYS_EDITABLE = frozenset({"name", "subject", "intro", "translations"})
+ALWAYS_EDITABLE = frozenset({"name", "subject", "intro", "translations", "expires_at"})
 # Statuses whose campaign can no longer be changed or deleted at all.
 LOCKED = frozenset({CampaignStatus.SENDING, CampaignStatus.SENT})
 UNDELETABLE = LOCKED | {CampaignStatus.PAUSED}
@@ -271,6 +271,7 @@ async def create(session: AsyncSession, *, organization_id: int, data: CampaignC
         utm=data.utm,
         attribution=data.attribution,
         translations=_campaign_translations(data.translations),
+        expires_at=data.expires_at,
         status=CampaignStatus.DRAFT,
         created_at=now,
         updated_at=now,

@@ -110,7 +110,8 @@ async def bulk_insert(
         return
     placeholders = ", ".join("?" for _ in columns)
     statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
-    times = [i for i, value in enumerate(rows[0]) if isinstance(value, datetime)]
+    # A nullable time column may be None in the first rows: look until a value shows up.
+    times = [i for i in range(len(columns)) if any(isinstance(row[i], datetime) for row in rows)]
     if times:
         texts: dict[datetime, str] = {}
 
@@ -118,6 +119,8 @@ async def bulk_insert(
             values = list(row)
             for i in times:
                 stamp = values[i]
+                if stamp is None:
+                    continue
                 text = texts.get(stamp)
                 if text is None:
                     text = texts[stamp] = sqlite_datetime(stamp)

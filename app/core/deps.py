@@ -1,8 +1,8 @@
 """Request dependencies: the session that commits, and the caller's organization and role."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -33,11 +33,18 @@ def get_signer(request: Request) -> Signer:
     return signer
 
 
+def get_clock(request: Request) -> Callable[[], datetime]:
+    """The wall clock deciding slots and pauses (`app.state.clock`; tests move it)."""
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock
+
+
 # scope="function": the transaction commits before the answer goes out, so a 2xx means the
 # change is stored and visible to the next request, whichever process serves it.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SignerDep = Annotated[Signer, Depends(get_signer)]
+ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,14 @@ def _complete_operation(route: APIRoute, operation: dict[str, Any]) -> None:
         if code.isdigit() and int(code) >= 400 and _is_problem_slot(answer):
             fallback = DERIVED_DESCRIPTIONS.get(int(code)) or PROBLEM_TYPES[int(code)].title
             description = answer.get("description") if code in declared else None
+            # A page may answer some of these in HTML too (a refused form): kept beside.
+            pages = {
+                media: body
+                for media, body in (answer.get("content") or {}).items()
+                if media not in (PROBLEM_JSON, "application/json")
+            }
             answers[code] = _problem_answer(description or fallback)
+            answers[code]["content"].update(pages)
     if _needs_key(route):
         operation["security"] = [{SECURITY_SCHEME: []}]
     for parameter in operation.get("parameters", []):

@@ -27,6 +27,7 @@ class PublicPage:
 DIGEST = PublicPage("a", "digest")  # the web version of a digest, by delivery id
 UNSUBSCRIBE = PublicPage("u", "unsubscribe")  # one-click unsubscribe, by amplifier id
 IMPACT = PublicPage("m", "impact")  # the amplifier's own scoreboard, by amplifier id
+PREFERENCES = PublicPage("p", "preferences")  # how often, pauses, language: by amplifier id
 
 
 def redirect_url(public_url: str, code: str) -> str:
@@ -78,3 +79,7 @@ def unsubscribe_mailto_base(settings: Settings) -> str:
 
 def impact_url(public_url: str, signer: Signer, amplifier_id: int) -> str:
     return page_url(public_url, signer, IMPACT, amplifier_id)
+
+
+def preferences_url(public_url: str, signer: Signer, amplifier_id: int) -> str:
+    return page_url(public_url, signer, PREFERENCES, amplifier_id)

@@ -5,7 +5,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
 
 Network = Literal[
     "linkedin",
@@ -49,7 +57,14 @@ def check_moment(value: datetime) -> datetime:
     return value
 
 
-Moment = Annotated[datetime, AfterValidator(check_moment)]
+def _timestamp_text(value: Any) -> Any:
+    """JSON gives a timestamp as text; a number would be read as seconds since 1970."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 timestamp with a time zone")
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_timestamp_text), AfterValidator(check_moment)]
 
 
 # The same as a JSON Schema pattern (ECMA-262 escapes).

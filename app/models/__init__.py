@@ -1,6 +1,6 @@
 """Every table, imported here so Alembic and relationships see them all."""
 
-from app.models.amplifier import Amplifier, AmplifierStatus
+from app.models.amplifier import Amplifier, AmplifierStatus, Frequency
 from app.models.api_key import ApiKey, Role
 from app.models.bounce import BounceEvent, BounceKind
 from app.models.campaign import Campaign, CampaignStatus
@@ -52,6 +52,7 @@ __all__ = [
     "Delivery",
     "DeliveryStatus",
     "Engagement",
+    "Frequency",
     "Link",
     "LinkKind",
     "LinkVisitor",

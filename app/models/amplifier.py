@@ -14,6 +14,12 @@ class AmplifierStatus(StrEnum):
     BOUNCED = "bounced"
 
 
+class Frequency(StrEnum):
+    EACH = "each"  # a digest per campaign, as it is sent
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
 class Amplifier(Base):
     __tablename__ = "amplifiers"
     __table_args__ = (
@@ -34,6 +40,12 @@ class Amplifier(Base):
     audience: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     locale: Mapped[str] = mapped_column(String(16), default="en")
     status: Mapped[str] = mapped_column(String(16), default=AmplifierStatus.ACTIVE)
+    frequency: Mapped[str] = mapped_column(
+        String(8), default=Frequency.EACH, server_default=Frequency.EACH.value
+    )
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # IANA name; None = the organization's default time zone
+    timezone: Mapped[str | None] = mapped_column(String(64))
     # Why the status is not active when it was not the amplifier's own click: `complaint`,
     # `hard_bounce`, `soft_bounces`.
     status_reason: Mapped[str | None] = mapped_column(String(16))

@@ -13,6 +13,9 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     BOUNCED = "bounced"  # accepted, then a bounce came back for it
+    # Waiting for the amplifier's slot (daily/weekly digest, a pause, the weekly cap): released
+    # at `due_at` with the amplifier's other due held deliveries as one combined digest.
+    HELD = "held"
 
 
 class Delivery(Base):
@@ -27,6 +30,8 @@ class Delivery(Base):
         Index("ix_deliveries_campaign_updated", "campaign_id", "updated_at"),
         # Bounces that carry no return-path token are matched by the Message-ID they quote.
         Index("ix_deliveries_message_id", "message_id"),
+        # Held deliveries of one amplifier are released together.
+        Index("ix_deliveries_amplifier_status", "amplifier_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,6 +48,9 @@ class Delivery(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_id: Mapped[str | None] = mapped_column(String(255))
+    # Set when the delivery was held: the slot it goes out at as part of a combined digest
+    # (it stays set, so a combined digest's retry is sent combined again).
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # When the status last changed: the error threshold only looks at outcomes since a resume.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import Boolean, String, false, true
+from sqlalchemy import Boolean, Integer, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime, utcnow
@@ -15,3 +15,8 @@ class Organization(Base):
     # Sending settings: the impact block in digests, names on the my-impact page's top 10
     show_impact: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     public_leaderboard: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Preferences: the weekly cap (None: none), the daily and weekly slots, the default zone
+    max_digests_per_week: Mapped[int | None] = mapped_column(Integer)
+    daily_at: Mapped[str] = mapped_column(String(5), default="09:00", server_default="09:00")
+    weekly_on: Mapped[str] = mapped_column(String(9), default="monday", server_default="monday")
+    default_timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")

@@ -9,7 +9,7 @@ router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
 
 @router.get("/sending", response_model=SendingSettingsRead)
 async def get_sending_settings(session: SessionDep, principal: ViewerDep) -> SendingSettingsRead:
-    """How digests are sent: the impact block, names on the my-impact page's top 10."""
+    """How digests are sent: slots and weekly cap, the impact block, the my-impact top 10."""
     organization = await service.get(session, organization_id=principal.organization_id)
     return SendingSettingsRead.model_validate(organization)
 

@@ -6,6 +6,8 @@ from app.core.errors import InvalidInput
 from app.models import Organization
 from app.organizations.schemas import SendingSettingsUpdate
 
+NULLABLE = frozenset({"max_digests_per_week"})
+
 
 async def get(session: AsyncSession, *, organization_id: int) -> Organization:
     organization = await session.get(Organization, organization_id)
@@ -19,9 +21,9 @@ async def update_sending(
     organization = await get(session, organization_id=organization_id)
     for field in data.model_fields_set:
         value = getattr(data, field)
-        if value is None:
+        if value is None and field not in NULLABLE:
             raise InvalidInput(
-                f"{field} must be true or false.",
+                f"{field} must not be null.",
                 errors=[{"loc": ["body", field], "msg": "must not be null"}],
             )
         setattr(organization, field, value)

@@ -16,7 +16,9 @@ from app.core.public_links import (
     DIGEST,
     IMPACT,
     UNSUBSCRIBE,
+    PublicPage,
     impact_url,
+    preferences_url,
     read_page_token,
     unsubscribe_url,
 )
@@ -88,6 +90,7 @@ async def web_version(
             unsubscribe_url=unsubscribe_url(public_url, signer, amplifier.id),
             preview=False,
             impact_url=impact_url(public_url, signer, amplifier.id),
+            preferences_url=preferences_url(public_url, signer, amplifier.id),
         ),
         "locale": amplifier.locale,
     }
@@ -114,6 +117,17 @@ async def subscriber(session: AsyncSession, *, signer: Signer, token: str) -> Su
     )
 
 
+async def unsubscribe_page(
+    session: AsyncSession, *, signer: Signer, public_url: str, token: str
+) -> dict[str, Any]:
+    """The unsubscribe confirmation, which offers fewer mails first."""
+    found = await subscriber(session, signer=signer, token=token)
+    return {
+        **found,
+        "preferences_url": preferences_url(public_url, signer, found["amplifier_id"]),
+    }
+
+
 async def unsubscribe(session: AsyncSession, *, signer: Signer, token: str) -> Subscriber:
     """Unsubscribe whom the token names; unsubscribing again changes nothing."""
     found = await subscriber(session, signer=signer, token=token)
@@ -123,17 +137,11 @@ async def unsubscribe(session: AsyncSession, *, signer: Signer, token: str) -> S
     return found
 
 
-# --- my impact -------------------------------------------------------------------------------
-
-VISITS_CHART_DAYS = 90
-TOP = 10
-
-
-async def impact(
-    session: AsyncSession, *, signer: Signer, token: str, today: date
-) -> dict[str, Any]:
-    """The amplifier's own scoreboard: this month and all time, per campaign, visits by day."""
-    amplifier_id = read_page_token(signer, IMPACT, token)
+async def amplifier_of_token(
+    session: AsyncSession, signer: Signer, page: PublicPage, token: str
+) -> tuple[Amplifier, Organization]:
+    """The amplifier a token of `page` names, with its organization; PageNotFound otherwise."""
+    amplifier_id = read_page_token(signer, page, token)
     row = (
         (
             await session.execute(
@@ -147,7 +155,20 @@ async def impact(
     )
     if row is None:
         raise PageNotFound("No such amplifier.")
-    amplifier, organization = row.Amplifier, row.Organization
+    return row.Amplifier, row.Organization
+
+
+# --- my impact -------------------------------------------------------------------------------
+
+VISITS_CHART_DAYS = 90
+TOP = 10
+
+
+async def impact(
+    session: AsyncSession, *, signer: Signer, token: str, today: date
+) -> dict[str, Any]:
+    """The amplifier's own scoreboard: this month and all time, per campaign, visits by day."""
+    amplifier, organization = await amplifier_of_token(session, signer, IMPACT, token)
     month = await scoreboard.board(
         session, organization_id=organization.id, since=today.replace(day=1)
     )

@@ -18,6 +18,7 @@ from app.core.db import utcnow
 from app.core.public_links import (
     UNSUBSCRIBE,
     impact_url,
+    preferences_url,
     unsubscribe_mailto_base,
     unsubscribe_token,
     url_of_token,
@@ -26,7 +27,14 @@ from app.core.public_links import (
 from app.core.security import Signer
 from app.sending.mime import CampaignHeaders, build_digest, domain_of, envelope_address, message_id
 from app.sending.parts import CampaignState, ComposedMail, Job
-from app.sending.render import CampaignContent, DigestPrototype, Recipient, impact_kind
+from app.sending.render import (
+    CampaignContent,
+    DigestPrototype,
+    Recipient,
+    Section,
+    combined_subject,
+    impact_kind,
+)
 from app.stats.impact import Board
 
 CampaignLoader = Callable[[int], Awaitable[tuple[datetime, CampaignContent]]]
@@ -37,6 +45,19 @@ IMPACT_REFRESH = timedelta(minutes=5)
 # (chrome language, translation used by each text, networks, kind of impact block, variant
 # shown of each message: empty when every message shows its base text or a translation)
 PrototypeKey = tuple[str, tuple[str | None, ...], tuple[str, ...], str, tuple[int, ...]]
+
+
+# per section (campaign, its version, chrome language, translations, networks), impact kind
+CombinedKey = tuple[tuple[object, ...], str]
+
+
+@dataclass
+class _CombinedCache:
+    """Combined digests' prototypes and headers (by organization, number of posts, language).
+    Entries of old campaign versions are never read again; a worker's campaigns are few."""
+
+    prototypes: dict[CombinedKey, DigestPrototype] = field(default_factory=dict)
+    headers: dict[tuple[str, int, str], CampaignHeaders] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,29 +112,42 @@ class DigestComposer:
         self.domain = domain_of(settings.mail_from)
         self._mailto_base = unsubscribe_mailto_base(settings)
         self._campaigns: dict[int, _CampaignCache] = {}
+        self._combined = _CombinedCache()
 
     async def compose(self, job: Job, *, state: CampaignState, eight_bit: bool) -> ComposedMail:
         assert job.email is not None and job.amplifier_id is not None
         campaign = await self._campaign(job.campaign_id, state)
         board = await self._impact(job.campaign_id, campaign)
         token = unsubscribe_token(self.signer, job.amplifier_id)
-        unsubscribe = url_of_token(self.settings.public_url, UNSUBSCRIBE, token)
+        public_url = self.settings.public_url
+        combined = bool(job.parts)
         recipient = Recipient(
             name=job.name or "",
             email=job.email,
-            share_urls=job.share_urls,
-            web_version_url=web_version_url(self.settings.public_url, self.signer, job.delivery_id),
-            unsubscribe_url=unsubscribe,
+            share_urls=_all_share_urls(job) if combined else job.share_urls,
+            # A combined digest has a web version per section (each delivery's own).
+            web_version_url=""
+            if combined
+            else web_version_url(public_url, self.signer, job.delivery_id),
+            unsubscribe_url=url_of_token(public_url, UNSUBSCRIBE, token),
             locale=job.locale,
-            impact_url=impact_url(self.settings.public_url, self.signer, job.amplifier_id),
+            impact_url=impact_url(public_url, self.signer, job.amplifier_id),
             impact=board.of(job.amplifier_id) if board is not None else None,
             show_impact=board is not None,
+            preferences_url=preferences_url(public_url, self.signer, job.amplifier_id),
+            section_web_urls={
+                part.campaign_id: web_version_url(public_url, self.signer, part.delivery_id)
+                for part in job.parts
+            },
         )
-        prototype = self._prototype(campaign, job, impact_kind(recipient))
-        headers = self._headers(campaign, job.locale)
+        if combined:
+            prototype, headers = await self._combined_parts(job, impact_kind(recipient))
+        else:
+            prototype = self._prototype(campaign, job, impact_kind(recipient))
+            headers = self._headers(campaign, job.locale)
         text, html = prototype.render_parts(recipient, eight_bit=eight_bit)
         mailto_subject = quote(f"unsubscribe {token}", safe="")
-        list_unsubscribe = f"<{unsubscribe}>, <{self._mailto_base}{mailto_subject}>"
+        list_unsubscribe = f"<{recipient.unsubscribe_url}>, <{self._mailto_base}{mailto_subject}>"
         mid = message_id(self.domain, job.campaign_id, job.delivery_id)
         raw = build_digest(
             campaign_headers=headers,
@@ -126,6 +160,65 @@ class DigestComposer:
             html=html,
         )
         return ComposedMail(raw=raw, message_id=mid, envelope_from=self.sender)
+
+    async def _combined_parts(
+        self, job: Job, impact: str
+    ) -> tuple[DigestPrototype, CampaignHeaders]:
+        """A combined digest's prototype (a section per campaign) and headers, cached."""
+        campaigns = [
+            (part, await self._campaign(part.campaign_id, job.part_states[part.campaign_id]))
+            for part in job.parts
+        ]
+        key: CombinedKey = (
+            tuple(
+                (
+                    part.campaign_id,
+                    cache.updated_at,
+                    *cache.language(job.locale),
+                    part.networks,
+                    cache.variants_shown(part),
+                )
+                for part, cache in campaigns
+            ),
+            impact,
+        )
+        prototype = self._combined.prototypes.get(key)
+        if prototype is None:
+            prototype = self._combined_prototype(campaigns, job.locale, impact)
+            self._combined.prototypes[key] = prototype
+        posts = sum(len(cache.content.messages) for _, cache in campaigns)
+        organization = campaigns[0][1].content.organization_name
+        language = i18n.chrome_locale(job.locale)
+        headers_key = (organization, posts, language)
+        headers = self._combined.headers.get(headers_key)
+        if headers is None:
+            headers = CampaignHeaders.build(
+                mail_from=self.settings.mail_from,
+                subject=combined_subject(organization, posts, language),
+                extra={"Content-Language": language},
+            )
+            self._combined.headers[headers_key] = headers
+        return prototype, headers
+
+    @staticmethod
+    def _combined_prototype(
+        campaigns: list[tuple[Job, _CampaignCache]], locale: str, impact: str
+    ) -> DigestPrototype:
+        sections = [
+            Section(part.campaign_id, cache.content.localized(locale, part.variants), part.networks)
+            for part, cache in campaigns
+        ]
+        first = campaigns[0][1].content
+        posts = sum(len(section.content.messages) for section in sections)
+        language = i18n.chrome_locale(locale)
+        header = CampaignContent(
+            organization_name=first.organization_name,
+            name="",
+            subject=combined_subject(first.organization_name, posts, language),
+            intro="",
+            messages=[m for section in sections for m in section.content.messages],
+        )
+        return DigestPrototype(header, (), locale=language, impact=impact, sections=sections)
 
     @staticmethod
     def _prototype(campaign: _CampaignCache, job: Job, impact: str) -> DigestPrototype:
@@ -168,6 +261,14 @@ class DigestComposer:
                     campaign.impact = await self.load_impact(campaign_id)
                     campaign.impact_read_at = utcnow()
         return campaign.impact
+
+
+def _all_share_urls(job: Job) -> dict[tuple[int, str], str]:
+    """Every part's own share links (message ids differ between campaigns)."""
+    urls: dict[tuple[int, str], str] = {}
+    for part in job.parts:
+        urls.update(part.share_urls)
+    return urls
 
 
 def _stale(read_at: datetime | None) -> bool:

@@ -1,10 +1,13 @@
 """The send engine assembled from its parts, for `amplify serve` and `amplify worker`."""
 
 import asyncio
+from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
+from app.core.db import utcnow
 from app.core.security import Signer
 from app.sending.compose import DigestComposer
 from app.sending.deliverability import with_deliverability
@@ -21,9 +24,11 @@ def build_worker(
     *,
     smtp: SmtpConfig | None = None,
     worker_id: str | None = None,
+    now: Callable[[], datetime] = utcnow,
 ) -> Worker:
+    """`now`: the wall clock deciding which held deliveries are due (tests move it)."""
     worker_id = worker_id or new_worker_id()
-    store = SqlDeliveryStore(sessionmaker, settings, worker_id)
+    store = SqlDeliveryStore(sessionmaker, settings, worker_id, now=now)
     smtp_config = smtp or SmtpConfig.from_settings(settings)
     return Worker(
         settings=settings,

@@ -5,7 +5,7 @@ of the parts it is given (a store of deliveries, a composer of mail, a transport
 against an in-memory store, and signing or another transport is one more part, not an edit.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -21,6 +21,7 @@ class Claim(NamedTuple):
     campaign_id: int
     amplifier_id: int | None
     attempts: int
+    combined: bool = False  # one of an amplifier's held deliveries released together
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,16 @@ class Job:
     locale: str = "en"
     # message id → the copy variant this amplifier got (absent: the base text)
     variants: dict[int, int] = field(default_factory=dict)
+    combined: bool = False  # one of the deliveries of a combined digest
+    # A combined digest: the jobs of all the deliveries its one mail carries (this job is the
+    # first of them), and the state of each one's campaign when it is composed.
+    parts: tuple["Job", ...] = ()
+    part_states: Mapping[int, "CampaignState"] = field(default_factory=dict)
+
+    @property
+    def deliveries(self) -> tuple["Job", ...]:
+        """The jobs whose deliveries this mail carries: its parts, or itself."""
+        return self.parts or (self,)
 
 
 class OutcomeStatus(StrEnum):

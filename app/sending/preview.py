@@ -11,7 +11,9 @@ from app.campaigns import service as campaigns
 from app.core.errors import InvalidInput
 from app.core.public_links import (
     DIGEST,
+    PREFERENCES,
     UNSUBSCRIBE,
+    preferences_url,
     redirect_url,
     stand_in_url,
     unsubscribe_url,
@@ -148,6 +150,11 @@ async def preview_html(
         if amplifier_id
         else stand_in_url(public_url, UNSUBSCRIBE)
     )
+    preferences = (
+        preferences_url(public_url, signer, amplifier_id)
+        if amplifier_id
+        else stand_in_url(public_url, PREFERENCES)
+    )
     rendered = render_digest(
         await campaign_content(session, campaign),
         networks,
@@ -158,6 +165,7 @@ async def preview_html(
             web_version_url=web,
             unsubscribe_url=unsubscribe,
             locale=language,
+            preferences_url=preferences,
         ),
         preview=True,
         variants=variants,

@@ -8,7 +8,7 @@ own values into the prototype.
 import html
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -148,6 +148,29 @@ class Recipient:
     # None: nothing earned yet (the encouraging line); ignored when the block is off
     impact: Score | None = None
     show_impact: bool = False
+    preferences_url: str = ""
+    # A combined digest's sections: campaign id → the web version of that campaign's delivery
+    section_web_urls: Mapping[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One campaign of a combined digest, its content already localized."""
+
+    campaign_id: int
+    content: CampaignContent
+    networks: Sequence[str]
+
+
+def combined_subject(organization_name: str, posts: int, locale: str) -> str:
+    """The subject of a combined digest: the organization and how many posts it carries."""
+    catalog = i18n.translations(i18n.chrome_locale(locale))
+    text = catalog.ungettext(
+        "%(organization)s: %(count)s post to share",
+        "%(organization)s: %(count)s posts to share",
+        posts,
+    )
+    return text % {"organization": organization_name, "count": i18n.format_number(posts, locale)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,10 +220,46 @@ def digest_context(
     preview: bool,
     impact: SimpleNamespace | None = None,
     impact_url: str = "",
+    preferences_url: str = "",
+    sections: Sequence[Section] = (),
+    section_web_url: Callable[[int], str] | None = None,
 ) -> dict[str, Any]:
     """The template context; call inside `i18n.translating` with the campaign already
-    localized."""
-    messages = [
+    localized. A combined digest passes its `sections` (and `campaign` carries only its
+    subject): their messages follow one another, the first of each with the section's heading."""
+    if not sections:
+        messages = _message_views(campaign, networks, share_url)
+    else:
+        messages = []
+        for section in sections:
+            views = _message_views(section.content, section.networks, share_url)
+            views[0].section = SimpleNamespace(
+                subject=section.content.subject,
+                intro=section.content.intro,
+                web_version_url=section_web_url(section.campaign_id) if section_web_url else "",
+            )
+            messages += views
+    return {
+        "organization_name": campaign.organization_name,
+        "campaign": SimpleNamespace(
+            name=campaign.name, subject=campaign.subject, intro=campaign.intro
+        ),
+        "greeting": greeting,
+        "amplifier": SimpleNamespace(email=email),
+        "messages": messages,
+        "web_version_url": web_version_url,
+        "unsubscribe_url": unsubscribe_url,
+        "impact": impact,
+        "impact_url": impact_url,
+        "preferences_url": preferences_url,
+        "preview": preview,
+    }
+
+
+def _message_views(
+    campaign: CampaignContent, networks: Sequence[str], share_url: Any
+) -> list[SimpleNamespace]:
+    return [
         SimpleNamespace(
             position=m.position,
             text=m.text,
@@ -216,23 +275,10 @@ def digest_context(
                 )
                 for n in networks
             ],
+            section=None,
         )
         for m in campaign.messages
     ]
-    return {
-        "organization_name": campaign.organization_name,
-        "campaign": SimpleNamespace(
-            name=campaign.name, subject=campaign.subject, intro=campaign.intro
-        ),
-        "greeting": greeting,
-        "amplifier": SimpleNamespace(email=email),
-        "messages": messages,
-        "web_version_url": web_version_url,
-        "unsubscribe_url": unsubscribe_url,
-        "impact": impact,
-        "impact_url": impact_url,
-        "preview": preview,
-    }
 
 
 def impact_context(recipient: Recipient) -> SimpleNamespace | None:
@@ -339,6 +385,7 @@ class DigestPrototype:
         *,
         locale: str = i18n.DEFAULT_LOCALE,
         impact: str = "off",
+        sections: Sequence[Section] = (),
     ) -> None:
         placeholders = _Placeholders()
         self.locale = i18n.chrome_locale(locale)
@@ -366,6 +413,9 @@ class DigestPrototype:
                 preview=False,
                 impact=impact_values,
                 impact_url=placeholders.token("impact_url"),
+                preferences_url=placeholders.token("preferences"),
+                sections=sections,
+                section_web_url=lambda campaign_id: placeholders.token(f"web:{campaign_id}"),
             )
             html_source = wrap_long_lines(
                 _INLINER.inline(_HTML_ENV.get_template("digest.html.j2").render(context))
@@ -384,7 +434,10 @@ class DigestPrototype:
             "web": recipient.web_version_url,
             "unsubscribe": recipient.unsubscribe_url,
             "impact_url": recipient.impact_url,
+            "preferences": recipient.preferences_url,
         }
+        for campaign_id, url in recipient.section_web_urls.items():
+            values[f"web:{campaign_id}"] = url
         score = recipient.impact
         if recipient.show_impact and score is not None:
             for figure, key in _IMPACT_KEYS:
@@ -439,6 +492,7 @@ def render_digest(
             preview=preview,
             impact=impact_context(recipient),
             impact_url=recipient.impact_url,
+            preferences_url=recipient.preferences_url,
         )
         return RenderedDigest(
             text=_TEXT_ENV.get_template("digest.txt.j2").render(context),

@@ -5,7 +5,7 @@ from fastapi.responses import HTMLResponse
 
 from app import i18n
 from app.campaigns.schemas import MAX_VARIANTS, CampaignRead
-from app.core.deps import EditorDep, SessionDep, SettingsDep, SignerDep, ViewerDep
+from app.core.deps import ClockDep, EditorDep, SessionDep, SettingsDep, SignerDep, ViewerDep
 from app.core.errors import InvalidInput
 from app.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.sending import preview as preview_service
@@ -15,7 +15,7 @@ from app.sending.schemas import DeliveryRead, SendRequest
 router = APIRouter(prefix="/api/v1/campaigns", tags=["sending"])
 
 DeliveryStatusQuery = Annotated[
-    Literal["pending", "sent", "failed", "cancelled", "bounced"] | None,
+    Literal["pending", "held", "sent", "failed", "cancelled", "bounced"] | None,
     Query(description="Filter by status."),
 ]
 
@@ -31,6 +31,7 @@ async def send_campaign(
     session: SessionDep,
     principal: EditorDep,
     settings: SettingsDep,
+    clock: ClockDep,
     data: SendRequest = SendRequest(),
 ) -> CampaignRead:
     """Snapshot the audience and send now, or at `scheduled_at`; a second send is a 409."""
@@ -41,6 +42,7 @@ async def send_campaign(
         campaign_id=campaign_id,
         scheduled_at=scheduled_at,
         public_url=settings.public_url,
+        now=clock(),
     )
     return CampaignRead.model_validate(campaign)
 

@@ -14,8 +14,15 @@ class DeliveryRead(OutputModel):
     id: int
     amplifier_id: int | None
     email: str | None
-    status: str
+    status: str = Field(
+        description="`pending`, `held` (waiting for the amplifier's slot), `sent`, `failed`, "
+        "`cancelled`, `bounced`."
+    )
     attempts: int
     last_error: str | None
     sent_at: UtcDatetime | None
+    due_at: UtcDatetime | None = Field(
+        default=None,
+        description="Set when the delivery was held: the slot it goes out at (combined digest).",
+    )
     message_id: str | None = None

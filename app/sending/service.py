@@ -21,6 +21,7 @@ from app.models import (
     Delivery,
     DeliveryStatus,
 )
+from app.sending import holds
 from app.sending.links import LINK_COLUMNS, LinkRow, MessageLinkSource, link_rows, visit_targets
 from app.sending.variants import recipients_per_variant, variants_of_rank
 from app.tracking.codes import new_codes
@@ -51,8 +52,15 @@ def effective_networks(
     return [n for n in campaign_networks if n in amplifier_networks]
 
 
-def audience_query(session: AsyncSession, campaign: Campaign) -> Select[int, list[str], str]:
-    stmt = select(Amplifier.id, Amplifier.networks, Amplifier.locale).where(
+def audience_query(session: AsyncSession, campaign: Campaign) -> Select[*tuple[Any, ...]]:
+    stmt = select(
+        Amplifier.id,
+        Amplifier.networks,
+        Amplifier.locale,
+        Amplifier.frequency,
+        Amplifier.paused_until,
+        Amplifier.timezone,
+    ).where(
         Amplifier.organization_id == campaign.organization_id,
         Amplifier.status == AmplifierStatus.ACTIVE,
     )
@@ -102,8 +110,11 @@ async def send(
     campaign_id: int,
     scheduled_at: datetime | None,
     public_url: str,
+    now: datetime | None = None,
 ) -> Campaign:
-    """Snapshot the audience into deliveries with their links and start (or schedule) sending."""
+    """Snapshot the audience into deliveries with their links and start (or schedule) sending.
+    Deliveries of amplifiers who get daily or weekly digests, are paused or over the weekly cap
+    are `held` until their slot."""
     # Locked: no message edit can slip in between reading the messages and the snapshot.
     campaign = await campaigns.get_for_update(
         session, organization_id=organization_id, campaign_id=campaign_id
@@ -112,14 +123,13 @@ async def send(
         raise CampaignNotDraft(f"The campaign is {campaign.status}; only a draft can be sent.")
     if not campaign.messages:
         raise NothingToSend("The campaign has no messages.")
-    now = utcnow()
+    now = now or utcnow()
     scheduled = scheduled_at is not None and scheduled_at > now
+    rows = (await session.execute(audience_query(session, campaign))).all()
     audience = [
-        (amplifier_id, networks, locale)
-        for amplifier_id, amplifier_networks, locale in (
-            await session.execute(audience_query(session, campaign))
-        ).all()
-        if (networks := effective_networks(campaign.networks, amplifier_networks or []))
+        (row.id, networks, row.locale)
+        for row in rows
+        if (networks := effective_networks(campaign.networks, row.networks or []))
     ]
     if not audience:
         raise NothingToSend(
@@ -129,6 +139,13 @@ async def send(
     await _claim_draft(session, campaign, status, scheduled_at if scheduled else None)
 
     start_at = scheduled_at if scheduled and scheduled_at else now
+    recipients = {amplifier_id for amplifier_id, _, _ in audience}
+    due = await holds.due_times(
+        session,
+        organization_id=campaign.organization_id,
+        amplifiers=[row for row in rows if row.id in recipients],
+        start_at=start_at,
+    )
     await bulk_insert(
         await session.connection(),
         "deliveries",
@@ -138,11 +155,12 @@ async def send(
             "status",
             "attempts",
             "next_attempt_at",
+            "due_at",
             "created_at",
             "updated_at",
         ),
         [
-            (campaign.id, amplifier_id, DeliveryStatus.PENDING.value, 0, start_at, now, now)
+            _delivery_row(campaign.id, amplifier_id, due.get(amplifier_id), start_at, now)
             for amplifier_id, _, _ in audience
         ],
     )
@@ -222,6 +240,24 @@ async def _count_recipients(
     )
 
 
+def _delivery_row(
+    campaign_id: int, amplifier_id: int, due_at: datetime | None, start_at: datetime, now: datetime
+) -> tuple[object, ...]:
+    """A pending delivery, or a held one (pending→held at send) due at the amplifier's slot."""
+    if due_at is None:
+        return (
+            campaign_id,
+            amplifier_id,
+            DeliveryStatus.PENDING.value,
+            0,
+            start_at,
+            None,
+            now,
+            now,
+        )
+    return (campaign_id, amplifier_id, DeliveryStatus.HELD.value, 0, due_at, due_at, now, now)
+
+
 async def _report_sending(session: AsyncSession, campaign: Campaign, **extra: Any) -> None:
     event = campaign_event(
         EventType.CAMPAIGN_SENDING,
@@ -253,7 +289,10 @@ async def cancel(session: AsyncSession, *, organization_id: int, campaign_id: in
         raise CampaignStateConflict("The campaign changed state meanwhile; reload it.")
     await session.execute(
         update(Delivery)
-        .where(Delivery.campaign_id == campaign.id, Delivery.status == DeliveryStatus.PENDING)
+        .where(
+            Delivery.campaign_id == campaign.id,
+            Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.HELD)),
+        )
         .values(status=DeliveryStatus.CANCELLED, last_error="campaign cancelled")
         .execution_options(synchronize_session=False)
     )

@@ -8,8 +8,9 @@ locked in id order in every transaction that writes several, so two workers neve
 on each other's deliveries.
 """
 
+import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from app.models import (
     Message,
     Organization,
 )
+from app.sending import holds
 from app.sending.parts import CampaignState, Claim, Job, Outcome, OutcomeStatus
 from app.sending.render import CampaignContent
 from app.stats import impact
@@ -46,6 +48,8 @@ from app.webhooks.events import (
 logger = logging.getLogger("amplify.worker")
 
 IDS_PER_STATEMENT = 5_000
+# Not sent yet: due or retrying (`pending`), or waiting for (or in) a combined digest (`held`).
+UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.HELD)
 LockedSelect = TypeVar("LockedSelect", bound=Select[*tuple[Any, ...]])
 
 
@@ -56,14 +60,22 @@ def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
 
 
 class SqlDeliveryStore:
-    """The `parts.DeliveryStore` of one worker, on SQLite or PostgreSQL."""
+    """The `parts.DeliveryStore` of one worker, on SQLite or PostgreSQL. `now` is the wall
+    clock that decides which held deliveries are due and which campaigns expired (tests set
+    it); leases always run on the real clock."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, worker_id: str
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        worker_id: str,
+        *,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.worker_id = worker_id
+        self.now = now
 
     def _locked(self, session: AsyncSession, query: LockedSelect) -> LockedSelect:
         """Row locks in id order on PostgreSQL (SQLite has one writer at a time anyway)."""
@@ -73,7 +85,12 @@ class SqlDeliveryStore:
         return query
 
     async def promote_scheduled(self) -> int:
+        """Start the scheduled campaigns whose time has come; cancel held deliveries of
+        campaigns past their expiry (held→cancelled) and finish those campaigns."""
         async with self.sessionmaker.begin() as session:
+            expired = await holds.expire_held(session, now=self.now())
+            if expired:
+                await self._finish_done(session, expired)
             result = await session.execute(
                 update(Campaign)
                 .where(
@@ -88,6 +105,53 @@ class SqlDeliveryStore:
             return len(started)
 
     async def claim(self, limit: int) -> list[Claim]:
+        """Due combined digests first (all the deliveries of each), then plain deliveries."""
+        combined = await self._claim_combined(limit)
+        plain = await self._claim_plain(limit - len(combined)) if len(combined) < limit else []
+        claimed = combined + plain
+        if claimed:
+            CLAIM_BATCH_SIZE.observe(len(claimed))
+        return claimed
+
+    async def _claim_combined(self, limit: int) -> list[Claim]:
+        """Lease every due held delivery of the amplifiers of the `limit` earliest due ones.
+        They stay `held` while in flight (plain claims never see them) and go straight to
+        `sent`.
+
+        On PostgreSQL the amplifier rows are locked (`SKIP LOCKED`) in the same statement, so
+        two workers never split one amplifier's due deliveries into two mails for one slot."""
+        now, clock = utcnow(), self.now()
+        releasable = and_(
+            Delivery.status == DeliveryStatus.HELD,
+            Delivery.next_attempt_at <= clock,
+            or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
+        )
+        live = select(Campaign.id).where(
+            Campaign.status == CampaignStatus.SENDING,
+            or_(Campaign.expires_at.is_(None), Campaign.expires_at > clock),
+        )
+        async with self.sessionmaker.begin() as session:
+            # The earliest due rows through the claim index (no scan of every held row): their
+            # amplifiers, each with all of its due deliveries below.
+            due = (
+                select(Delivery.amplifier_id)
+                .where(releasable, Delivery.campaign_id.in_(live))
+                .order_by(Delivery.next_attempt_at)
+                .limit(limit)
+            )
+            chosen = select(Amplifier.id).where(Amplifier.id.in_(due.scalar_subquery()))
+            if session.get_bind().dialect.name == "postgresql":
+                chosen = chosen.with_for_update(skip_locked=True, of=Amplifier)
+            return await self._lease(
+                session,
+                now,
+                Delivery.amplifier_id.in_(chosen.scalar_subquery()),
+                releasable,
+                Delivery.campaign_id.in_(live),
+                combined=True,
+            )
+
+    async def _claim_plain(self, limit: int) -> list[Claim]:
         now = utcnow()
         async with self.sessionmaker.begin() as session:
             due = (
@@ -104,31 +168,37 @@ class SqlDeliveryStore:
             )
             if session.get_bind().dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True, of=Delivery)
-            rows = await session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(due.scalar_subquery()))
-                .values(
-                    lease_owner=self.worker_id,
-                    lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
-                    attempts=Delivery.attempts + 1,
-                )
-                .returning(
-                    Delivery.id, Delivery.campaign_id, Delivery.amplifier_id, Delivery.attempts
-                )
-                .execution_options(synchronize_session=False)
+            return await self._lease(
+                session, now, Delivery.id.in_(due.scalar_subquery()), combined=False
             )
-            claimed = [Claim(*row) for row in rows.all()]
-        if claimed:
-            CLAIM_BATCH_SIZE.observe(len(claimed))
+
+    async def _lease(
+        self, session: AsyncSession, now: datetime, *where: Any, combined: bool
+    ) -> list[Claim]:
+        """Lease the deliveries `where` selects to this worker, as claims in id order."""
+        rows = await session.execute(
+            update(Delivery)
+            .where(*where)
+            .values(
+                lease_owner=self.worker_id,
+                lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
+                attempts=Delivery.attempts + 1,
+            )
+            .returning(Delivery.id, Delivery.campaign_id, Delivery.amplifier_id, Delivery.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        claimed = [Claim(*row, combined=combined) for row in rows.all()]
         return sorted(claimed, key=lambda claim: claim.delivery_id)
 
     async def load_jobs(self, claims: Sequence[Claim]) -> list[Job]:
         ids = [claim.delivery_id for claim in claims]
         async with self.sessionmaker() as session:
+            # Column rows through the connection: no ORM loading machinery for plain tuples.
+            connection = await session.connection()
             people = {
                 row.id: row
                 for row in (
-                    await session.execute(
+                    await connection.execute(
                         select(
                             Delivery.id,
                             Amplifier.email,
@@ -143,19 +213,18 @@ class SqlDeliveryStore:
             }
             shares: dict[int, dict[tuple[int, str], str]] = {i: {} for i in ids}
             variants: dict[int, dict[int, int]] = {i: {} for i in ids}
-            links = await session.execute(
+            links = await connection.execute(
                 select(
                     Link.delivery_id, Link.message_id, Link.network, Link.code, Link.variant
                 ).where(Link.delivery_id.in_(ids), Link.kind == LinkKind.SHARE)
             )
-            for link in links.all():
-                assert link.delivery_id is not None
-                shares[link.delivery_id][(link.message_id, link.network)] = redirect_url(
-                    self.settings.public_url, link.code
-                )
-                if link.variant:
-                    variants[link.delivery_id][link.message_id] = link.variant
-        return [
+            public_url = self.settings.public_url
+            for delivery_id, message_id, network, code, variant in links.all():
+                assert delivery_id is not None
+                shares[delivery_id][(message_id, network)] = redirect_url(public_url, code)
+                if variant:
+                    variants[delivery_id][message_id] = variant
+        jobs = [
             _job(
                 claim,
                 people.get(claim.delivery_id),
@@ -164,6 +233,7 @@ class SqlDeliveryStore:
             )
             for claim in claims
         ]
+        return _combine(claims, jobs)
 
     async def campaign_content(self, campaign_id: int) -> tuple[datetime, CampaignContent]:
         async with self.sessionmaker() as session:
@@ -231,7 +301,7 @@ class SqlDeliveryStore:
         return select(Delivery.id).where(
             Delivery.id.in_(ids),
             Delivery.lease_owner == self.worker_id,
-            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.status.in_(UNFINISHED),
         )
 
     async def release(self, delivery_ids: Sequence[int]) -> None:
@@ -291,7 +361,7 @@ class SqlDeliveryStore:
             query = self._locked(
                 session,
                 select(Delivery.id, Delivery.lease_owner).where(
-                    Delivery.id.in_(chunk), Delivery.status == DeliveryStatus.PENDING
+                    Delivery.id.in_(chunk), Delivery.status.in_(UNFINISHED)
                 ),
             )
             owners.update({row.id: row.lease_owner for row in (await session.execute(query)).all()})
@@ -375,7 +445,10 @@ class SqlDeliveryStore:
 
     async def _finish_done(self, session: AsyncSession, campaign_ids: Sequence[int] | None) -> None:
         still_pending = exists().where(
-            and_(Delivery.campaign_id == Campaign.id, Delivery.status == DeliveryStatus.PENDING)
+            and_(
+                Delivery.campaign_id == Campaign.id,
+                Delivery.status.in_(UNFINISHED),
+            )
         )
         stmt = update(Campaign).where(Campaign.status == CampaignStatus.SENDING, ~still_pending)
         if campaign_ids is not None:
@@ -386,6 +459,22 @@ class SqlDeliveryStore:
             .execution_options(synchronize_session=False)
         )
         await report_campaigns(session, EventType.CAMPAIGN_SENT, sent.all())
+
+
+def _combine(claims: Sequence[Claim], jobs: Sequence[Job]) -> list[Job]:
+    """One job per combined digest (an amplifier's combined claims, by campaign), the plain
+    jobs as they are."""
+    out: list[Job] = []
+    by_amplifier: dict[int | None, list[Job]] = {}
+    for claim, job in zip(claims, jobs, strict=True):
+        if claim.combined:
+            by_amplifier.setdefault(job.amplifier_id, []).append(job)
+        else:
+            out.append(job)
+    for parts in by_amplifier.values():
+        parts.sort(key=lambda part: (part.campaign_id, part.delivery_id))
+        out.append(dataclasses.replace(parts[0], parts=tuple(parts)))
+    return out
 
 
 def _failure(outcome: Outcome) -> FailedDelivery:
@@ -413,6 +502,7 @@ def _job(
         networks=tuple(dict.fromkeys(network for _, network in share_urls)),
         locale=getattr(person, "locale", None) or "en",
         variants=variants,
+        combined=claim.combined,
     )
 
 
@@ -432,7 +522,9 @@ def _row(outcome: Outcome) -> dict[str, object]:
             "message_id": outcome.message_id,
         }
     elif outcome.status == OutcomeStatus.RETRY:
-        row |= {"status": DeliveryStatus.PENDING, "next_attempt_at": outcome.retry_at or outcome.at}
+        # A combined digest's parts wait as `held` again: retried together, never as plain mail.
+        status = DeliveryStatus.HELD if outcome.job.combined else DeliveryStatus.PENDING
+        row |= {"status": status, "next_attempt_at": outcome.retry_at or outcome.at}
     elif outcome.status == OutcomeStatus.FAILED:
         row["status"] = DeliveryStatus.FAILED
     else:

@@ -12,6 +12,7 @@ accepted since the last batch was written.
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -222,9 +223,9 @@ class Worker:
         self, senders: list[asyncio.Task[None]], helpers: list[asyncio.Task[None]]
     ) -> None:
         """Queued jobs go back at once; jobs being sent finish; then outcomes are written."""
-        leftover = []
+        leftover: list[int] = []
         while not self._queue.empty():
-            leftover.append(self._queue.get_nowait().delivery_id)
+            leftover.extend(part.delivery_id for part in self._queue.get_nowait().deliveries)
             self._queue.task_done()
         await self._queue.join()
         for task in senders:
@@ -364,31 +365,40 @@ class Worker:
                 finally:
                     self._queue.task_done()
                 self.throughput.finished()
-                self._outcomes.append(outcome)
+                if job.parts:  # a combined digest's outcome (and Message-ID) is every part's
+                    self._outcomes.extend(_for_each_part(outcome, job.parts))
+                else:
+                    self._outcomes.append(outcome)
                 if len(self._outcomes) >= MARK_BATCH:
                     self._outcome_added.set()
         finally:
             await transport.close()
 
     async def _deliver(self, job: Job, transport: Transport) -> Outcome:
+        """Send one mail: a plain digest, or a combined one carrying several deliveries (the
+        outcome is then every part's)."""
+        parts = job.deliveries
         state = self._states.get(job.campaign_id)
-        if state is None or state.status != CampaignStatus.SENDING:
+        states = {part.campaign_id: self._states.get(part.campaign_id) for part in job.parts}
+        sending = {c: s for c, s in states.items() if s and s.status == CampaignStatus.SENDING}
+        if state is None or state.status != CampaignStatus.SENDING or len(sending) < len(states):
             return Outcome(job, OutcomeStatus.RELEASE)
-        if job.email is None or job.amplifier_status != AmplifierStatus.ACTIVE:
+        email = job.email
+        if email is None or job.amplifier_status != AmplifierStatus.ACTIVE:
             error = f"amplifier is {job.amplifier_status or 'deleted'}"
             return Outcome(job, OutcomeStatus.CANCELLED, error=error)
-        if not job.share_urls:
+        if not all(part.share_urls for part in parts):
             return Outcome(job, OutcomeStatus.FAILED, error="no share links for this delivery")
+        if job.parts:
+            job = dataclasses.replace(job, part_states=sending)
         try:
             await transport.open()
             mail = await self.composer.compose(job, state=state, eight_bit=transport.eight_bit)
             await self.rate.acquire()
-            if not self.leases.fresh(job.delivery_id):
+            if not all(self.leases.fresh(part.delivery_id) for part in parts):
                 LEASES_LOST.labels("before_send").inc()
                 return Outcome(job, OutcomeStatus.RELEASE)
-            await transport.send(
-                mail.envelope_from, job.email, mail.raw, eight_bit=transport.eight_bit
-            )
+            await transport.send(mail.envelope_from, email, mail.raw, eight_bit=transport.eight_bit)
         except HeaderInjection as exc:
             return Outcome(job, OutcomeStatus.FAILED, error=f"cannot build the mail: {exc}")
         except SendError as exc:
@@ -431,3 +441,15 @@ class Worker:
         self._campaigns_held.subtract(o.job.campaign_id for o in batch)
         self.leases.drop(o.job.delivery_id for o in batch)
         self._room.set()
+
+
+def _for_each_part(outcome: Outcome, parts: Sequence[Job]) -> list[Outcome]:
+    status, error, mid, bounce, retry_at, at = (
+        outcome.status,
+        outcome.error,
+        outcome.message_id,
+        outcome.bounce,
+        outcome.retry_at,
+        outcome.at,
+    )
+    return [Outcome(part, status, error, mid, bounce, retry_at, at) for part in parts]

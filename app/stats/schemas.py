@@ -33,6 +33,11 @@ class CampaignStats(BaseModel):
     failed: int
     bounced: int = Field(default=0, description="Deliveries a bounce came back for after sending.")
     complaints: int = Field(default=0, description="Spam complaints about this campaign's mail.")
+    held: int = Field(
+        default=0,
+        description="Deliveries waiting for their amplifier's slot (daily/weekly, a pause, the "
+        "weekly cap).",
+    )
     share_clicks: int
     sharers: int
     share_rate: float = Field(description="sharers / sent, 0..1, unrounded.")

@@ -228,6 +228,7 @@ async def campaign_stats(
         sent=sent,
         failed=deliveries.get(DeliveryStatus.FAILED, 0),
         bounced=deliveries.get(DeliveryStatus.BOUNCED, 0),
+        held=deliveries.get(DeliveryStatus.HELD, 0),
         complaints=await _complaints(session, campaign.id),
         share_clicks=total.share_clicks,
         sharers=sharers,

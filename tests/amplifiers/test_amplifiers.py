@@ -11,10 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.amplifiers import service
 from app.core.db import session_scope
 from app.models import Amplifier, AmplifierStatus, Suppression
+from tests.campaigns.conftest import assert_invalid
 from tests.factories import OrgClients, RoleClient, amplifier_payload
 
 URL = "/api/v1/amplifiers"
 READ_KEYS = {
+    "frequency",
+    "paused_until",
+    "timezone",
     "id",
     "email",
     "name",
@@ -344,6 +348,54 @@ class TestUpdateAmplifier:
         response = await org_a.editor.patch(f"{URL}/{theirs['id']}", json={"name": "Hacked"})
         assert_problem(response, 404)
         assert (await org_b.viewer.get(f"{URL}/{theirs['id']}")).json()["name"] == "Max"
+
+
+class TestPreferences:
+    async def test_frequency_pause_and_time_zone(self, org_a: OrgClients) -> None:
+        response = await org_a.editor.post(URL, json={"email": "pref@example.com"})
+        body = response.json()
+        assert (body["frequency"], body["paused_until"], body["timezone"]) == ("each", None, None)
+        amplifier = f"{URL}/{body['id']}"
+        response = await org_a.editor.patch(
+            amplifier,
+            json={
+                "frequency": "weekly",
+                "paused_until": "2026-12-24T12:00:00+01:00",
+                "timezone": "Europe/Copenhagen",
+            },
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["frequency"], body["timezone"]) == ("weekly", "Europe/Copenhagen")
+        assert body["paused_until"].startswith("2026-12-24T11:00:00")
+        response = await org_a.editor.patch(
+            amplifier, json={"paused_until": None, "timezone": None}
+        )
+        assert (response.json()["paused_until"], response.json()["timezone"]) == (None, None)
+        assert response.json()["frequency"] == "weekly"
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            {"frequency": "hourly"},
+            {"frequency": None},
+            {"timezone": "Europe/Atlantis"},
+            {"timezone": "../../etc/passwd"},
+            {"timezone": ""},
+            {"paused_until": "next week"},
+            {"paused_until": "2026-12-24T12:00:00"},  # no zone
+        ],
+    )
+    async def test_bad_values_are_422(self, org_a: OrgClients, payload: dict[str, Any]) -> None:
+        created = await org_a.editor.post(URL, json={"email": "bad@example.com"})
+        field = next(iter(payload))
+        errors = assert_invalid(
+            await org_a.editor.patch(f"{URL}/{created.json()['id']}", json=payload), "body", field
+        )
+        if field == "timezone":
+            assert "IANA" in errors[0]["msg"]
+        response = await org_a.editor.post(URL, json={"email": "new@example.com", **payload})
+        assert_invalid(response, "body", field)
 
 
 class TestDeleteAmplifier:

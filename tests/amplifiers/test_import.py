@@ -422,3 +422,36 @@ class TestImportCaps:
             IMPORT, content=json.dumps(rows).encode(), headers={"content-type": "application/json"}
         )
         assert ok.json()["created"] == SMALL_MAX_ROWS
+
+
+class TestImportPreferences:
+    async def test_frequency_and_timezone_columns(self, org_a: OrgClients) -> None:
+        result = await import_ok(
+            org_a.editor,
+            "email,frequency,timezone\n"
+            "ann@example.com,daily,Europe/Copenhagen\n"
+            "ben@example.com,Weekly,\n"
+            "cat@example.com,,America/New_York\n"
+            "dan@example.com,hourly,UTC\n"
+            "eve@example.com,daily,Europe/Nowhere\n",
+        )
+        assert (result["created"], result["skipped"]) == (3, 2)
+        assert [e["row"] for e in result["errors"]] == [5, 6]
+        assert result["errors"][0]["error"].startswith("frequency:")
+        assert result["errors"][1]["error"].startswith("timezone:")
+        assert "IANA" in result["errors"][1]["error"]
+        people = await roster(org_a.viewer)
+        assert (people["ann@example.com"]["frequency"], people["ann@example.com"]["timezone"]) == (
+            "daily",
+            "Europe/Copenhagen",
+        )
+        assert (people["ben@example.com"]["frequency"], people["ben@example.com"]["timezone"]) == (
+            "weekly",
+            None,
+        )
+        assert people["cat@example.com"]["frequency"] == "each"
+
+        again = await import_ok(org_a.editor, "email,frequency\nann@example.com,each\n")
+        assert again["updated"] == 1
+        ann = (await roster(org_a.viewer))["ann@example.com"]
+        assert (ann["frequency"], ann["timezone"]) == ("each", "Europe/Copenhagen")

@@ -20,6 +20,7 @@ from tests.factories import OrgClients, campaign_payload
 
 CAMPAIGN_KEYS = {
     "id",
+    "expires_at",
     "name",
     "subject",
     "intro",

@@ -24,8 +24,11 @@ HTML_ERRORS = {
     "/a/{token}",
     "/u/{token}",
     "/m/{token}",
+    "/p/{token}",
     "/r/{code}",
 }  # pages answer their 404 in HTML
+# A browser's form post is answered with a page, also when the form is refused or wrong.
+HTML_FORM_ERRORS = {("post", "/p/{token}"): {"400", "422"}}
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -62,6 +65,9 @@ class TestErrorAnswers:
         for method, path, operation in operations(document):
             for code, answer in operation["responses"].items():
                 if int(code) < 400 or (path in HTML_ERRORS and code == "404"):
+                    continue
+                if code in HTML_FORM_ERRORS.get((method, path), set()):
+                    assert "text/html" in answer["content"]
                     continue
                 if path == "/readyz" or path.startswith("/r/"):
                     continue  # readiness has its own 503 body; the redirect's 503 has none

@@ -229,6 +229,44 @@ class TestAmplifierPages:
         assert response is not None and response.status == 404
         assert tab.problems == []
 
+    async def test_preference_page_round_trip(
+        self, tab: Tab, seed: Seed, app, artifacts: Path
+    ) -> None:
+        page = tab.page
+        cy = seed.amplifier["cy"]
+        signer = app.state.signer
+        await page.goto(f"/u/{unsubscribe_token(signer, cy)}")
+        # Fewer mails is offered before unsubscribing; links carry AMPLIFY_PUBLIC_URL.
+        href = await page.get_attribute("a:has-text('Choose how often')", "href")
+        assert href is not None and urlsplit(href).path.startswith("/p/")
+        await page.goto(urlsplit(href).path)
+        await page.locator("h1", has_text="Mail preferences").wait_for()
+        assert await page.is_checked("input[name=frequency][value=each]")
+        await page.check("input[name=frequency][value=daily]")
+        await page.check("input[name=pause][value='2w']")
+        await page.check("input[name=networks][value=bluesky]")
+        await page.select_option("select[name=locale]", "de")
+        await page.screenshot(path=artifacts / "10-preferences.png", full_page=True)
+        await page.click("button[type=submit]")
+        await expect_text(tab, "h1", "Mail-Einstellungen")
+        await page.locator("[role=status]", has_text="Gespeichert").wait_for()
+        assert await page.is_checked("input[name=frequency][value=daily]")
+        assert await page.is_checked("input[name=networks][value=bluesky]")
+        assert "Pausiert bis" in (await page.locator("body").text_content() or "")
+        await page.screenshot(path=artifacts / "11-preferences-saved.png", full_page=True)
+        saved = (await seed.org.viewer.get(f"/api/v1/amplifiers/{cy}")).json()
+        assert (saved["frequency"], saved["locale"], saved["networks"]) == (
+            "daily",
+            "de",
+            ["linkedin", "bluesky"],
+        )
+        assert saved["paused_until"] is not None
+
+        token = page.url.rsplit("/", 1)[-1]
+        response = await page.goto(f"/p/{token[:-2]}xx")
+        assert response is not None and response.status == 404
+        assert tab.problems == []
+
 
 class TestTwoCampaigns:
     async def test_list_shows_every_campaign_and_opens_the_right_one(

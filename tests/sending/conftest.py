@@ -2,6 +2,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
+from app.core.db import utcnow
 from app.models import Campaign
 from app.sending.engine import build_worker
 from app.sending.worker import Worker
@@ -41,9 +43,12 @@ def worker_settings(
 @pytest.fixture
 def run_worker(app: FastAPI, worker_settings: Callable[..., Settings]) -> Callable[..., Any]:
     @asynccontextmanager
-    async def running(**overrides: Any) -> AsyncIterator[Worker]:
+    async def running(
+        now: Callable[[], datetime] = utcnow, **overrides: Any
+    ) -> AsyncIterator[Worker]:
+        """A worker on the settings' `overrides`; `now` is its wall clock (held deliveries)."""
         worker = build_worker(
-            worker_settings(**overrides), app.state.sessionmaker, app.state.signer
+            worker_settings(**overrides), app.state.sessionmaker, app.state.signer, now=now
         )
         task = asyncio.create_task(worker.run())
         try:

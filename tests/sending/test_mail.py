@@ -71,7 +71,9 @@ class TestDigestMail:
         # Every link in the mail is ours: tracked shortlinks and amplifier pages.
         hrefs = re.findall(r'href="([^"]+)"', html)
         assert hrefs and all(
-            h.startswith((f"{PUBLIC}/r/", f"{PUBLIC}/a/", f"{PUBLIC}/u/", f"{PUBLIC}/m/"))
+            h.startswith(
+                (f"{PUBLIC}/r/", f"{PUBLIC}/a/", f"{PUBLIC}/u/", f"{PUBLIC}/m/", f"{PUBLIC}/p/")
+            )
             for h in hrefs
         )
         share_links = {h for h in hrefs if h.startswith(f"{PUBLIC}/r/")}

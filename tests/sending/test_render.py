@@ -41,6 +41,7 @@ def _recipient(
         web_version_url="https://amplify.test/a/1.sig",
         unsubscribe_url="https://amplify.test/u/2.sig",
         impact_url="https://amplify.test/m/3.sig",
+        preferences_url="https://amplify.test/p/4.sig",
         locale=locale,
         impact=impact,
         show_impact=show_impact,

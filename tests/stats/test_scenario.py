@@ -42,6 +42,7 @@ class TestCampaignStats:
             "failed": 1,  # eve (finn is pending)
             "bounced": 0,
             "complaints": 0,
+            "held": 0,
             "share_clicks": 8,  # S1-S8 (S9 is the follow-up's; b3, b5 are bots)
             "sharers": 3,  # ada bob carol
             "share_rate": 0.75,  # 3 sharers / 4 sent
@@ -217,6 +218,7 @@ class TestCampaignStats:
             "failed": 0,
             "bounced": 0,
             "complaints": 0,
+            "held": 0,
             "share_clicks": 0,
             "sharers": 0,
             "share_rate": 0,

@@ -448,7 +448,7 @@
 
   function renderStats(stats, campaign) {
     const n = (value) => integer.format(value);
-    setKpi("sent", n(stats.sent), `of ${n(stats.recipients)} recipients${stats.failed ? ` · ${n(stats.failed)} failed` : ""}`);
+    setKpi("sent", n(stats.sent), `of ${n(stats.recipients)} recipients${stats.failed ? ` · ${n(stats.failed)} failed` : ""}${stats.held ? ` · ${n(stats.held)} held for their slot` : ""}`);
     setKpi("sharers", n(stats.sharers), `${percent.format(stats.share_rate)} share rate`);
     setKpi("share_clicks", n(stats.share_clicks), `${n(stats.bot_clicks)} bot clicks not counted`);
     setKpi("visits", n(stats.visits), `${n(stats.unique_visitors)} unique visitors`);
