@@ -5,7 +5,7 @@ from app.models.api_key import ApiKey, Role
 from app.models.bounce import BounceEvent, BounceKind
 from app.models.campaign import Campaign, CampaignStatus
 from app.models.click import Click, ClickRollup, LinkVisitor, VisitorSalt
-from app.models.delivery import Delivery, DeliveryStatus
+from app.models.delivery import Delivery, DeliveryCount, DeliveryStatus
 from app.models.link import Link, LinkKind
 from app.models.message import Message
 from app.models.organization import Organization
@@ -46,6 +46,7 @@ __all__ = [
     "ClickRollup",
     "CostPerClick",
     "Delivery",
+    "DeliveryCount",
     "DeliveryStatus",
     "Engagement",
     "Link",

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import Boolean, String, false, true
+from sqlalchemy import Boolean, Integer, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime, utcnow
@@ -15,3 +15,7 @@ class Organization(Base):
     # Sending settings: the impact block in digests, names on the my-impact page's top 10
     show_impact: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     public_leaderboard: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Amplifiers ever deleted, counted by a database trigger (migration 0009): a deletion
+    # leaves no row to date it, and statistics' cache versions must see it without counting
+    # the roster.
+    roster_deletions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

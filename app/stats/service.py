@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, String, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.amplifiers import service as amplifiers
@@ -30,9 +30,11 @@ from app.models import (
     CampaignHour,
     CostPerClick,
     Delivery,
+    DeliveryCount,
     DeliveryStatus,
     Engagement,
     Message,
+    Organization,
 )
 from app.stats import cpc
 from app.stats.schemas import (
@@ -110,7 +112,8 @@ async def campaign_version(
 ) -> tuple[Any, ...]:
     """Cheap markers that move whenever any input of a campaign's statistics moves: its clicks
     (every flush touching it updates an hourly row), deliveries, the organization's cost per
-    click and its roster (names, audiences, deletions). Raises CampaignNotFound."""
+    click and its roster (names, audiences, deletions). Each is an index probe or a few counter
+    rows, never a count over the roster or the campaign's deliveries. Raises CampaignNotFound."""
     campaign = await campaigns.get(
         session, organization_id=organization_id, campaign_id=campaign_id, with_messages=False
     )
@@ -126,7 +129,14 @@ async def campaign_version(
                         CampaignHour.campaign_id == campaign.id
                     )
                 ),
-                scalar(select(func.count()).where(Delivery.campaign_id == campaign.id)),
+                scalar(
+                    select(
+                        func.aggregate_strings(
+                            DeliveryCount.status + ":" + cast(DeliveryCount.deliveries, String),
+                            ",",
+                        )
+                    ).where(DeliveryCount.campaign_id == campaign.id)
+                ),
                 scalar(
                     select(func.max(Delivery.updated_at)).where(Delivery.campaign_id == campaign.id)
                 ),
@@ -141,7 +151,11 @@ async def campaign_version(
                         Amplifier.organization_id == organization_id
                     )
                 ),
-                scalar(select(func.count()).where(Amplifier.organization_id == organization_id)),
+                scalar(
+                    select(Organization.roster_deletions).where(
+                        Organization.id == organization_id
+                    )
+                ),
             )
         )
     ).one()
@@ -158,9 +172,9 @@ async def campaign_stats(
         row.status: int(row.deliveries)
         for row in (
             await session.execute(
-                select(Delivery.status, func.count().label("deliveries"))
-                .where(Delivery.campaign_id == campaign.id)
-                .group_by(Delivery.status)
+                select(DeliveryCount.status, DeliveryCount.deliveries).where(
+                    DeliveryCount.campaign_id == campaign.id
+                )
             )
         ).all()
     }
