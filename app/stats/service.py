@@ -152,9 +152,7 @@ async def campaign_version(
                     )
                 ),
                 scalar(
-                    select(Organization.roster_deletions).where(
-                        Organization.id == organization_id
-                    )
+                    select(Organization.roster_deletions).where(Organization.id == organization_id)
                 ),
             )
         )

@@ -25,35 +25,54 @@ depends_on: str | Sequence[str] | None = None
 POSTGRESQL_DELIVERY_TRIGGERS = [
     """
 CREATE FUNCTION count_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    campaigns integer[];
+    statuses text[];
+    changes bigint[];
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        UPDATE delivery_counts AS d SET deliveries = d.deliveries - gone.deliveries
-        FROM (SELECT campaign_id, status, count(*) AS deliveries FROM old_rows
-              GROUP BY campaign_id, status) AS gone
-        WHERE d.campaign_id = gone.campaign_id AND d.status = gone.status;
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(campaign_id ORDER BY campaign_id, status),
+               array_agg(status ORDER BY campaign_id, status),
+               array_agg(change ORDER BY campaign_id, status)
+        INTO campaigns, statuses, changes
+        FROM (SELECT campaign_id, status, count(*) AS change FROM new_rows
+              GROUP BY campaign_id, status) AS c;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT array_agg(campaign_id ORDER BY campaign_id, status),
+               array_agg(status ORDER BY campaign_id, status),
+               array_agg(change ORDER BY campaign_id, status)
+        INTO campaigns, statuses, changes
+        FROM (SELECT campaign_id, status, -count(*) AS change FROM old_rows
+              GROUP BY campaign_id, status) AS c;
+    ELSE  -- statuses that did not change cancel out: a lease renewal counts nothing
+        SELECT array_agg(campaign_id ORDER BY campaign_id, status),
+               array_agg(status ORDER BY campaign_id, status),
+               array_agg(change ORDER BY campaign_id, status)
+        INTO campaigns, statuses, changes
+        FROM (SELECT campaign_id, status, sum(change) AS change FROM (
+                  SELECT campaign_id, status, 1 AS change FROM new_rows
+                  UNION ALL
+                  SELECT campaign_id, status, -1 FROM old_rows) AS both_sides
+              GROUP BY campaign_id, status HAVING sum(change) <> 0) AS c;
+    END IF;
+    IF campaigns IS NULL THEN
         RETURN NULL;
     END IF;
-    IF TG_OP = 'INSERT' THEN
+    -- Every counter row of the campaigns at once, in key order, before changing any: two
+    -- transactions moving one campaign's deliveries between different statuses (a worker's
+    -- sent and failed outcomes, a bounce, a hold) queue up instead of deadlocking.
+    PERFORM 1 FROM delivery_counts WHERE campaign_id = ANY (campaigns)
+    ORDER BY campaign_id, status FOR UPDATE;
+    IF TG_OP = 'DELETE' THEN  -- no upsert: the campaign itself may be going (cascade)
+        UPDATE delivery_counts AS d SET deliveries = d.deliveries + c.change
+        FROM unnest(campaigns, statuses, changes) AS c (campaign_id, status, change)
+        WHERE d.campaign_id = c.campaign_id AND d.status = c.status;
+    ELSE
         INSERT INTO delivery_counts (campaign_id, status, deliveries)
-        SELECT campaign_id, status, count(*) FROM new_rows
-        GROUP BY campaign_id, status
-        ORDER BY campaign_id, status
+        SELECT * FROM unnest(campaigns, statuses, changes)
         ON CONFLICT (campaign_id, status)
         DO UPDATE SET deliveries = delivery_counts.deliveries + excluded.deliveries;
-        RETURN NULL;
     END IF;
-    -- An UPDATE: statuses that did not change cancel out (a lease renewal writes nothing).
-    INSERT INTO delivery_counts (campaign_id, status, deliveries)
-    SELECT campaign_id, status, sum(change) FROM (
-        SELECT campaign_id, status, 1 AS change FROM new_rows
-        UNION ALL
-        SELECT campaign_id, status, -1 FROM old_rows
-    ) AS changes
-    GROUP BY campaign_id, status
-    HAVING sum(change) <> 0
-    ORDER BY campaign_id, status
-    ON CONFLICT (campaign_id, status)
-    DO UPDATE SET deliveries = delivery_counts.deliveries + excluded.deliveries;
     RETURN NULL;
 END
 $$
