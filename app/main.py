@@ -17,7 +17,7 @@ from app.bounces.router import router as bounces_router
 from app.bounces.verp import ReturnPaths
 from app.campaigns.router import router as campaigns_router
 from app.core.config import Settings, get_settings
-from app.core.db import make_engine, make_sessionmaker
+from app.core.db import make_engine, make_sessionmaker, utcnow
 from app.core.errors import UnexpectedErrors, install_error_handlers
 from app.core.limits import BodySizeLimit
 from app.core.observability import ObservedRequests
@@ -36,6 +36,7 @@ from app.sending.router import router as sending_router
 from app.stats.caching import AnswerCache
 from app.stats.router import router as stats_router
 from app.tracking.fastpath import OPENAPI_PATHS, Tracking, is_redirect, redirect
+from app.tracking.partitions import prepare_click_partitions
 from app.tracking.recorder import ClickRecorder
 from app.tracking.resolver import LinkResolver
 from app.tracking.salts import VisitorSalts
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
         engine = make_engine(settings.database_url, **settings.pool_options())
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        await prepare_click_partitions(engine, now=utcnow())
         recorder = ClickRecorder(engine, flush_seconds=settings.click_flush_seconds)
         recorder.start()
         app.state.tracking = Tracking(

@@ -1,5 +1,7 @@
 """Privacy: raw clicks and visitor sets are deleted after the retention period; the hourly
-rollups stay, so every statistic survives the purge."""
+rollups stay, so every statistic survives the purge. On PostgreSQL whole expired months of
+clicks are dropped as partitions (app/tracking/partitions.py) and only the month the cutoff
+falls in has rows deleted; the same job creates the coming months' partitions."""
 
 import asyncio
 import logging
@@ -11,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import utcnow
 from app.models import Click, LinkVisitor, VisitorSalt
+from app.tracking.partitions import drop_expired_click_partitions, ensure_click_partitions
 
 logger = logging.getLogger("amplify.retention")
 
@@ -19,13 +22,15 @@ PURGE_EVERY_SECONDS = 3600.0
 
 @dataclass(frozen=True, slots=True)
 class Purged:
-    clicks: int
+    clicks: int  # rows deleted, besides the partitions dropped
     visitors: int
     salts: int
+    partitions: tuple[str, ...] = ()
 
 
 async def purge_old_clicks(session: AsyncSession, *, now: datetime, retention_days: int) -> Purged:
     cutoff = now - timedelta(days=retention_days)
+    partitions = await drop_expired_click_partitions(await session.connection(), cutoff=cutoff)
     clicks = await session.execute(delete(Click).where(Click.at < cutoff))
     visitors = await session.execute(delete(LinkVisitor).where(LinkVisitor.day < cutoff.date()))
     # Yesterday's salt is still needed for late clicks around midnight; older ones go, so old
@@ -37,6 +42,7 @@ async def purge_old_clicks(session: AsyncSession, *, now: datetime, retention_da
         clicks=int(clicks.rowcount),  # type: ignore[attr-defined]
         visitors=int(visitors.rowcount),  # type: ignore[attr-defined]
         salts=int(salts.rowcount),  # type: ignore[attr-defined]
+        partitions=tuple(partitions),
     )
 
 
@@ -46,18 +52,24 @@ async def purge_clicks_periodically(
     retention_days: int,
     every_seconds: float = PURGE_EVERY_SECONDS,
 ) -> None:
-    """The retention job: purge now, then every `every_seconds`, until cancelled."""
+    """The retention job: create the coming months' click partitions and purge, now and then
+    every `every_seconds`, until cancelled."""
     while True:
         try:
+            async with sessionmaker.begin() as session:
+                created = await ensure_click_partitions(await session.connection(), now=utcnow())
+            if created:
+                logger.info("retention: created click partitions %s", ", ".join(created))
             async with sessionmaker.begin() as session:
                 purged = await purge_old_clicks(
                     session, now=utcnow(), retention_days=retention_days
                 )
-            if purged.clicks or purged.visitors:
+            if purged.clicks or purged.visitors or purged.partitions:
                 logger.info(
-                    "retention: purged %s clicks, %s visitor entries",
+                    "retention: purged %s clicks, %s visitor entries, partitions %s",
                     purged.clicks,
                     purged.visitors,
+                    ", ".join(purged.partitions) or "none",
                 )
         except Exception:
             logger.exception("purging old clicks failed")
