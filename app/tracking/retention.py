@@ -22,15 +22,34 @@ PURGE_EVERY_SECONDS = 3600.0
 
 @dataclass(frozen=True, slots=True)
 class Purged:
-    clicks: int  # rows deleted, besides the partitions dropped
+    clicks: int
     visitors: int
     salts: int
-    partitions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Partitioned:
+    created: list[str]
+    dropped: list[str]
+
+
+async def maintain_click_partitions(
+    sessionmaker: async_sessionmaker[AsyncSession], *, now: datetime, retention_days: int
+) -> Partitioned:
+    """PostgreSQL: the coming months' partitions created and the expired months' dropped, each
+    in a short transaction of its own (a DROP holds every flush back until it commits); a
+    no-op on SQLite. Rows older than the cutoff in the month it falls in are purge_old_clicks'."""
+    async with sessionmaker.begin() as session:
+        created = await ensure_click_partitions(await session.connection(), now=now)
+    async with sessionmaker.begin() as session:
+        dropped = await drop_expired_click_partitions(
+            await session.connection(), cutoff=now - timedelta(days=retention_days)
+        )
+    return Partitioned(created, dropped)
 
 
 async def purge_old_clicks(session: AsyncSession, *, now: datetime, retention_days: int) -> Purged:
     cutoff = now - timedelta(days=retention_days)
-    partitions = await drop_expired_click_partitions(await session.connection(), cutoff=cutoff)
     clicks = await session.execute(delete(Click).where(Click.at < cutoff))
     visitors = await session.execute(delete(LinkVisitor).where(LinkVisitor.day < cutoff.date()))
     # Yesterday's salt is still needed for late clicks around midnight; older ones go, so old
@@ -42,7 +61,6 @@ async def purge_old_clicks(session: AsyncSession, *, now: datetime, retention_da
         clicks=int(clicks.rowcount),  # type: ignore[attr-defined]
         visitors=int(visitors.rowcount),  # type: ignore[attr-defined]
         salts=int(salts.rowcount),  # type: ignore[attr-defined]
-        partitions=tuple(partitions),
     )
 
 
@@ -52,24 +70,28 @@ async def purge_clicks_periodically(
     retention_days: int,
     every_seconds: float = PURGE_EVERY_SECONDS,
 ) -> None:
-    """The retention job: create the coming months' click partitions and purge, now and then
-    every `every_seconds`, until cancelled."""
+    """The retention job: keep the click partitions and purge, now and then every
+    `every_seconds`, until cancelled."""
     while True:
         try:
-            async with sessionmaker.begin() as session:
-                created = await ensure_click_partitions(await session.connection(), now=utcnow())
-            if created:
-                logger.info("retention: created click partitions %s", ", ".join(created))
+            partitioned = await maintain_click_partitions(
+                sessionmaker, now=utcnow(), retention_days=retention_days
+            )
+            if partitioned.created or partitioned.dropped:
+                logger.info(
+                    "retention: click partitions created %s, dropped %s",
+                    partitioned.created,
+                    partitioned.dropped,
+                )
             async with sessionmaker.begin() as session:
                 purged = await purge_old_clicks(
                     session, now=utcnow(), retention_days=retention_days
                 )
-            if purged.clicks or purged.visitors or purged.partitions:
+            if purged.clicks or purged.visitors:
                 logger.info(
-                    "retention: purged %s clicks, %s visitor entries, partitions %s",
+                    "retention: purged %s clicks, %s visitor entries",
                     purged.clicks,
                     purged.visitors,
-                    ", ".join(purged.partitions) or "none",
                 )
         except Exception:
             logger.exception("purging old clicks failed")
