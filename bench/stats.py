@@ -431,10 +431,11 @@ async def bulk_raw_clicks(url: str, clicks: int, campaign_id: int) -> float:
             await connection.execute(
                 text(
                     "INSERT INTO clicks (link_id, delivery_id, kind, at, is_bot, visitor_key, "
-                    "ua_class) SELECT l.id, l.delivery_id, l.kind, "
-                    ":now - (g % (:days * 86400)) * interval '1 second', g % 20 = 0, "
-                    "md5((g / 3)::text), 'desktop' FROM generate_series(:first, :last) AS g "
-                    "JOIN links AS l ON l.id = :low + (g::bigint * 7919) % :count"
+                    "ua_class) SELECT l.id, l.delivery_id, l.kind, CAST(:now AS timestamptz) "
+                    "- (g % (CAST(:days AS bigint) * 86400)) * interval '1 second', "
+                    "g % 20 = 0, md5((g / 3)::text), 'desktop' "
+                    "FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g "
+                    "JOIN links AS l ON l.id = CAST(:low AS bigint) + (g * 7919) % :count"
                 ),
                 {
                     "now": now,
