@@ -77,21 +77,18 @@ async def purge_clicks_periodically(
             partitioned = await maintain_click_partitions(
                 sessionmaker, now=utcnow(), retention_days=retention_days
             )
-            if partitioned.created or partitioned.dropped:
-                logger.info(
-                    "retention: click partitions created %s, dropped %s",
-                    partitioned.created,
-                    partitioned.dropped,
-                )
             async with sessionmaker.begin() as session:
                 purged = await purge_old_clicks(
                     session, now=utcnow(), retention_days=retention_days
                 )
-            if purged.clicks or purged.visitors:
+            if purged.clicks or purged.visitors or partitioned.created or partitioned.dropped:
                 logger.info(
-                    "retention: purged %s clicks, %s visitor entries",
+                    "retention: purged %s clicks, %s visitor entries; click partitions "
+                    "created %s, dropped %s",
                     purged.clicks,
                     purged.visitors,
+                    partitioned.created,
+                    partitioned.dropped,
                 )
         except Exception:
             logger.exception("purging old clicks failed")
