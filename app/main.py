@@ -38,6 +38,7 @@ from app.sending.router import router as sending_router
 from app.stats.caching import AnswerCache
 from app.stats.router import router as stats_router
 from app.tracking.fastpath import OPENAPI_PATHS, Tracking, is_redirect, redirect
+from app.tracking.partitions import prepare_click_partitions
 from app.tracking.recorder import ClickRecorder
 from app.tracking.resolver import LinkResolver
 from app.tracking.salts import VisitorSalts
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
         engine = make_engine(settings.database_url, **settings.pool_options())
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        await prepare_click_partitions(engine, now=utcnow())
         recorder = ClickRecorder(engine, flush_seconds=settings.click_flush_seconds)
         recorder.start()
         app.state.tracking = Tracking(

@@ -6,7 +6,7 @@ from app.models.bounce import BounceEvent, BounceKind
 from app.models.campaign import Campaign, CampaignStatus
 from app.models.click import Click, ClickRollup, LinkVisitor, VisitorSalt
 from app.models.conversion import ClickId, Conversion
-from app.models.delivery import Delivery, DeliveryStatus
+from app.models.delivery import Delivery, DeliveryCount, DeliveryStatus
 from app.models.link import Link, LinkKind
 from app.models.message import Message
 from app.models.organization import Organization
@@ -50,6 +50,7 @@ __all__ = [
     "Conversion",
     "CostPerClick",
     "Delivery",
+    "DeliveryCount",
     "DeliveryStatus",
     "Engagement",
     "Frequency",

@@ -54,3 +54,18 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # When the status last changed: the error threshold only looks at outcomes since a resume.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeliveryCount(Base):
+    """A campaign's deliveries in one status. Kept by database triggers on `deliveries`
+    (migration 0009) at every insert, status change and delete, whatever code writes them:
+    campaign statistics read a handful of rows instead of counting the roster's deliveries."""
+
+    __tablename__ = "delivery_counts"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)

@@ -20,3 +20,7 @@ class Organization(Base):
     daily_at: Mapped[str] = mapped_column(String(5), default="09:00", server_default="09:00")
     weekly_on: Mapped[str] = mapped_column(String(9), default="monday", server_default="monday")
     default_timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # Amplifiers ever deleted, counted by a database trigger (migration 0009): a deletion
+    # leaves no row to date it, and statistics' cache versions must see it without counting
+    # the roster.
+    roster_deletions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, String, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.amplifiers import service as amplifiers
@@ -31,9 +31,11 @@ from app.models import (
     CampaignHour,
     CostPerClick,
     Delivery,
+    DeliveryCount,
     DeliveryStatus,
     Engagement,
     Message,
+    Organization,
     VariantCount,
 )
 from app.stats import cpc
@@ -127,7 +129,8 @@ async def campaign_version(
 ) -> tuple[Any, ...]:
     """Cheap markers that move whenever any input of a campaign's statistics moves: its clicks
     (every flush touching it updates an hourly row), deliveries, the organization's cost per
-    click and its roster (names, audiences, deletions). Raises CampaignNotFound."""
+    click and its roster (names, audiences, deletions). Each is an index probe or a few counter
+    rows, never a count over the roster or the campaign's deliveries. Raises CampaignNotFound."""
     campaign = await campaigns.get(
         session, organization_id=organization_id, campaign_id=campaign_id, with_messages=False
     )
@@ -143,7 +146,14 @@ async def campaign_version(
                         CampaignHour.campaign_id == campaign.id
                     )
                 ),
-                scalar(select(func.count()).where(Delivery.campaign_id == campaign.id)),
+                scalar(
+                    select(
+                        func.aggregate_strings(
+                            DeliveryCount.status + ":" + cast(DeliveryCount.deliveries, String),
+                            ",",
+                        )
+                    ).where(DeliveryCount.campaign_id == campaign.id)
+                ),
                 scalar(
                     select(func.max(Delivery.updated_at)).where(Delivery.campaign_id == campaign.id)
                 ),
@@ -158,7 +168,9 @@ async def campaign_version(
                         Amplifier.organization_id == organization_id
                     )
                 ),
-                scalar(select(func.count()).where(Amplifier.organization_id == organization_id)),
+                scalar(
+                    select(Organization.roster_deletions).where(Organization.id == organization_id)
+                ),
             )
         )
     ).one()
@@ -175,9 +187,9 @@ async def campaign_stats(
         row.status: int(row.deliveries)
         for row in (
             await session.execute(
-                select(Delivery.status, func.count().label("deliveries"))
-                .where(Delivery.campaign_id == campaign.id)
-                .group_by(Delivery.status)
+                select(DeliveryCount.status, DeliveryCount.deliveries).where(
+                    DeliveryCount.campaign_id == campaign.id
+                )
             )
         ).all()
     }

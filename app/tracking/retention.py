@@ -1,7 +1,10 @@
 """Privacy: raw clicks and visitor sets are deleted after the retention period; the hourly
-rollups stay, so every statistic survives the purge. Click ids live on their own clock: as
-long as a conversion may still be attributed to them (the attribution window), plus a grace
-period for conversions reported late, whatever the raw clicks' retention."""
+rollups stay, so every statistic survives the purge. On PostgreSQL whole expired months of
+clicks are dropped as partitions (app/tracking/partitions.py) and only the month the cutoff
+falls in has rows deleted; the same job creates the coming months' partitions. Click ids live
+on their own clock: as long as a conversion may still be attributed to them (the attribution
+window), plus a grace period for conversions reported late, whatever the raw clicks'
+retention."""
 
 import asyncio
 import logging
@@ -13,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import utcnow
 from app.models import Click, ClickId, LinkVisitor, VisitorSalt
+from app.tracking.partitions import drop_expired_click_partitions, ensure_click_partitions
 
 logger = logging.getLogger("amplify.retention")
 
@@ -26,6 +30,27 @@ class Purged:
     clicks: int
     visitors: int
     salts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Partitioned:
+    created: list[str]
+    dropped: list[str]
+
+
+async def maintain_click_partitions(
+    sessionmaker: async_sessionmaker[AsyncSession], *, now: datetime, retention_days: int
+) -> Partitioned:
+    """PostgreSQL: the coming months' partitions created and the expired months' dropped, each
+    in a short transaction of its own (a DROP holds every flush back until it commits); a
+    no-op on SQLite. Rows older than the cutoff in the month it falls in are purge_old_clicks'."""
+    async with sessionmaker.begin() as session:
+        created = await ensure_click_partitions(await session.connection(), now=now)
+    async with sessionmaker.begin() as session:
+        dropped = await drop_expired_click_partitions(
+            await session.connection(), cutoff=now - timedelta(days=retention_days)
+        )
+    return Partitioned(created, dropped)
 
 
 async def purge_old_clicks(session: AsyncSession, *, now: datetime, retention_days: int) -> Purged:
@@ -58,19 +83,26 @@ async def purge_clicks_periodically(
     attribution_days: int,
     every_seconds: float = PURGE_EVERY_SECONDS,
 ) -> None:
-    """The retention job: purge now, then every `every_seconds`, until cancelled."""
+    """The retention job: keep the click partitions and purge, now and then every
+    `every_seconds`, until cancelled."""
     while True:
         try:
+            partitioned = await maintain_click_partitions(
+                sessionmaker, now=utcnow(), retention_days=retention_days
+            )
             async with sessionmaker.begin() as session:
                 purged = await purge_old_clicks(
                     session, now=utcnow(), retention_days=retention_days
                 )
                 await purge_old_click_ids(session, now=utcnow(), window_days=attribution_days)
-            if purged.clicks or purged.visitors:
+            if purged.clicks or purged.visitors or partitioned.created or partitioned.dropped:
                 logger.info(
-                    "retention: purged %s clicks, %s visitor entries",
+                    "retention: purged %s clicks, %s visitor entries; click partitions "
+                    "created %s, dropped %s",
                     purged.clicks,
                     purged.visitors,
+                    partitioned.created,
+                    partitioned.dropped,
                 )
         except Exception:
             logger.exception("purging old clicks failed")
