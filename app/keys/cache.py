@@ -58,7 +58,7 @@ class ApiKeyCache:
             del self._entries[key_hash]
         lookup = self._lookups.get(key_hash)
         if lookup is None:
-            lookup = asyncio.create_task(self._look_up(key_hash, look_up))
+            lookup = asyncio.create_task(self._look_up(key_hash, look_up, self._generation))
             self._lookups[key_hash] = lookup
         # Shielded: a client that goes away must not fail the others sharing the lookup.
         return await asyncio.shield(lookup)
@@ -70,9 +70,8 @@ class ApiKeyCache:
         self._generation += 1
 
     async def _look_up(
-        self, key_hash: str, look_up: Callable[[str], Awaitable[Principal]]
+        self, key_hash: str, look_up: Callable[[str], Awaitable[Principal]], generation: int
     ) -> Principal:
-        generation = self._generation
         started = self.clock()
         try:
             principal = await look_up(key_hash)
