@@ -131,92 +131,73 @@ class TestKeyCacheInTheApp:
         assert (await org_a.viewer.get("/api/v1/campaigns")).status_code == 200
 
 
+class KeyTable:
+    """Stands in for the database read: records what was asked, may hold it until released."""
+
+    def __init__(self, answer: Principal | Exception = PRINCIPAL, *, held: bool = False) -> None:
+        self.answer = answer
+        self.asked: list[str] = []
+        self.release = asyncio.Event()
+        if not held:
+            self.release.set()
+
+    async def look_up(self, key_hash: str) -> Principal:
+        self.asked.append(key_hash)
+        await self.release.wait()
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
 class TestKeyCache:
     async def test_hits_within_the_ttl_and_asks_again_after(self) -> None:
         clock = FakeClock()
         cache = ApiKeyCache(ttl_seconds=TTL, clock=clock)
-        asked: list[str] = []
-
-        async def look_up(key_hash: str) -> Principal:
-            asked.append(key_hash)
-            return PRINCIPAL
-
-        assert await cache.verify("h", look_up) == PRINCIPAL
+        table = KeyTable()
+        assert await cache.verify("h", table.look_up) == PRINCIPAL
         clock.now += TTL - 0.1
-        assert await cache.verify("h", look_up) == PRINCIPAL
-        assert asked == ["h"]
+        assert await cache.verify("h", table.look_up) == PRINCIPAL
+        assert table.asked == ["h"]
         clock.now += 0.1
-        await cache.verify("h", look_up)
-        assert asked == ["h", "h"]
+        await cache.verify("h", table.look_up)
+        assert table.asked == ["h", "h"]
 
     async def test_ttl_zero_asks_every_time(self) -> None:
         cache = ApiKeyCache(ttl_seconds=0)
-        asked: list[str] = []
-
-        async def look_up(key_hash: str) -> Principal:
-            asked.append(key_hash)
-            return PRINCIPAL
-
+        table = KeyTable()
         for _ in range(3):
-            await cache.verify("h", look_up)
-        assert len(asked) == 3
+            await cache.verify("h", table.look_up)
+        assert len(table.asked) == 3
 
     async def test_concurrent_misses_share_one_lookup_and_its_refusal(self) -> None:
         cache = ApiKeyCache(ttl_seconds=TTL)
-        release = asyncio.Event()
-        asked = 0
-
-        async def refuse(key_hash: str) -> Principal:
-            nonlocal asked
-            asked += 1
-            await release.wait()
-            raise Unauthorized("unknown")
-
-        waiting = [asyncio.create_task(cache.verify("h", refuse)) for _ in range(20)]
+        table = KeyTable(Unauthorized("unknown"), held=True)
+        waiting = [asyncio.create_task(cache.verify("h", table.look_up)) for _ in range(20)]
         await settle()
-        release.set()
+        table.release.set()
         results = await asyncio.gather(*waiting, return_exceptions=True)
-        assert asked == 1
+        assert len(table.asked) == 1
         assert all(isinstance(r, Unauthorized) for r in results)
-
-        async def accept(key_hash: str) -> Principal:
-            return PRINCIPAL
-
-        assert await cache.verify("h", accept) == PRINCIPAL  # the refusal was not kept
+        assert await cache.verify("h", KeyTable().look_up) == PRINCIPAL  # the refusal not kept
 
     async def test_a_lookup_in_flight_at_forget_all_is_neither_kept_nor_shared(self) -> None:
         cache = ApiKeyCache(ttl_seconds=TTL)
-        release = asyncio.Event()
-        asked = 0
-
-        async def look_up(key_hash: str) -> Principal:
-            nonlocal asked
-            asked += 1
-            await release.wait()
-            return PRINCIPAL
-
-        before = asyncio.create_task(cache.verify("h", look_up))
+        table = KeyTable(held=True)
+        before = asyncio.create_task(cache.verify("h", table.look_up))
         await settle()
-        assert asked == 1
+        assert len(table.asked) == 1
         cache.forget_all()  # a revocation committed while the lookup was reading
-        after = asyncio.create_task(cache.verify("h", look_up))
+        after = asyncio.create_task(cache.verify("h", table.look_up))
         await settle()
-        assert asked == 2  # the request after the revocation reads the database itself
-        release.set()
+        assert len(table.asked) == 2  # the request after the revocation reads it itself
+        table.release.set()
         await asyncio.gather(before, after)
-        await cache.verify("h", look_up)
-        assert asked == 2  # the second lookup's answer is cached, the first one's was not
+        await cache.verify("h", table.look_up)
+        assert len(table.asked) == 2  # the second lookup's answer is cached, the first one's not
 
     async def test_is_bounded(self) -> None:
         cache = ApiKeyCache(ttl_seconds=TTL, max_entries=3)
-        asked: list[str] = []
-
-        async def look_up(key_hash: str) -> Principal:
-            asked.append(key_hash)
-            return PRINCIPAL
-
-        for key_hash in ("a", "b", "c", "d"):
-            await cache.verify(key_hash, look_up)
-        await cache.verify("d", look_up)
-        await cache.verify("a", look_up)  # the oldest went first
-        assert asked == ["a", "b", "c", "d", "a"]
+        table = KeyTable()
+        for key_hash in ("a", "b", "c", "d", "d", "a"):
+            await cache.verify(key_hash, table.look_up)
+        assert table.asked == ["a", "b", "c", "d", "a"]  # "a", the oldest, went first
