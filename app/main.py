@@ -30,6 +30,7 @@ from app.core.security import Signer
 from app.dashboard.router import router as dashboard_router
 from app.engagement.router import router as engagement_router
 from app.health import router as health_router
+from app.keys.cache import ApiKeyCache
 from app.keys.router import router as keys_router
 from app.organizations.router import router as organizations_router
 from app.pages.router import router as pages_router
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
     app.state.signer = Signer(settings.signing_key())
     app.state.clock = utcnow  # the wall clock of slots and pauses (tests move it)
     app.state.answers = AnswerCache()
+    app.state.api_keys = ApiKeyCache(ttl_seconds=settings.api_key_cache_seconds)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(UnexpectedErrors)  # outside the body limit: its 413 is no error

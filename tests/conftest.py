@@ -101,6 +101,7 @@ async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     # The day's visitor salt is cached; the table is about to be emptied.
     application.state.tracking.salts = VisitorSalts(application.state.engine)
     application.state.answers.clear()  # ids restart with the emptied tables
+    application.state.api_keys.forget_all()  # the keys are about to be deleted
     engine = application.state.engine
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     async with engine.begin() as connection:

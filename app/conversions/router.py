@@ -9,7 +9,7 @@ from app.conversions.schemas import ConversionCreate, ConversionImportResult, Co
 from app.conversions.service import Recorded, Reported
 from app.conversions.writer import ConversionWriter
 from app.core.db import utcnow
-from app.core.deps import EditorDep, SessionDep, SettingsDep
+from app.core.deps import EditorDep, SettingsDep
 from app.core.errors import UnsupportedMediaType
 from app.core.limits import read_body
 
@@ -60,13 +60,11 @@ async def create_conversion(
     data: ConversionCreate,
     request: Request,
     response: Response,
-    session: SessionDep,
     principal: EditorDep,
 ) -> ConversionRead:
     """Report a conversion (signup, sale …) against the click id its visitor brought."""
-    # The key is checked: its connection goes back to the pool before the wait for a batch,
-    # or requests waiting for batches could hold every connection the batches need.
-    await session.commit()
+    # No session of its own: a request waiting for its batch must hold no pooled connection,
+    # or waiting requests could hold every connection the batches need.
     outcome = await _writer(request).record(Reported(principal.organization_id, data, utcnow()))
     if not isinstance(outcome, Recorded):
         raise outcome
@@ -86,10 +84,9 @@ async def create_conversion(
     },
 )
 async def import_conversions(
-    request: Request, session: SessionDep, principal: EditorDep, settings: SettingsDep
+    request: Request, principal: EditorDep, settings: SettingsDep
 ) -> ConversionImportResult:
     """Conversions from a CSV file (offline sales); bad rows are reported and skipped."""
-    await session.commit()  # as in create_conversion
     if media_type_of(request.headers.get("content-type")) != "csv":
         raise UnsupportedMediaType("Send conversions as text/csv (also application/csv).")
     body = await read_body(request, settings.max_body_bytes)

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     click_flush_seconds: float = Field(default=0.1, gt=0, le=10)
     metrics_token: str | None = Field(default=None, min_length=16)
+    # How long a verified API key is trusted without asking the database: the bound on how late
+    # a revocation made by another process takes effect here (at most the minute `last_used_at`
+    # is kept to); 0 asks the database on every request.
+    api_key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     db_pool_size: int = Field(default=10, ge=1, le=500)
     db_max_overflow: int = Field(default=20, ge=0, le=500)
 

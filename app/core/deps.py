@@ -3,16 +3,18 @@
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.db import session_scope, utcnow
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import Signer, hash_api_key
+from app.keys.cache import ApiKeyCache, Principal
 from app.models import ApiKey, Role
 
 LAST_USED_GRANULARITY = timedelta(minutes=1)
@@ -33,6 +35,11 @@ def get_signer(request: Request) -> Signer:
     return signer
 
 
+def get_api_keys(request: Request) -> ApiKeyCache:
+    keys: ApiKeyCache = request.app.state.api_keys
+    return keys
+
+
 def get_clock(request: Request) -> Callable[[], datetime]:
     """The wall clock deciding slots and pauses (`app.state.clock`; tests move it)."""
     clock: Callable[[], datetime] = request.app.state.clock
@@ -45,15 +52,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SignerDep = Annotated[Signer, Depends(get_signer)]
 ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: the key's organization and role."""
-
-    organization_id: int
-    key_id: int
-    role: Role
+ApiKeysDep = Annotated[ApiKeyCache, Depends(get_api_keys)]
 
 
 def bearer_token(request: Request) -> str | None:
@@ -71,15 +70,29 @@ def _bearer_token(request: Request) -> str:
     return token
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
-    token = _bearer_token(request)
-    key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(token)))
-    if key is None or key.revoked_at is not None:
-        raise Unauthorized("The API key is unknown or revoked.")
-    now = utcnow()
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
-        key.last_used_at = now
-    return Principal(organization_id=key.organization_id, key_id=key.id, role=Role(key.role))
+async def get_principal(request: Request) -> Principal:
+    """The caller, from the key cache or else the database: no session of the request's own, so
+    a route whose work needs none (a conversion handed to its batch) holds no connection."""
+    key_hash = hash_api_key(_bearer_token(request))
+    look_up = partial(_look_up_key, request.app.state.sessionmaker)
+    return await get_api_keys(request).verify(key_hash, look_up)
+
+
+async def _look_up_key(sessionmaker: async_sessionmaker[AsyncSession], key_hash: str) -> Principal:
+    """The key's principal, its last use stamped. The cache asks at least once per TTL (at most
+    a minute) for a key in use, so `last_used_at` stays within about a minute of the truth."""
+    async with sessionmaker() as session:
+        key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+        if key is None or key.revoked_at is not None:
+            raise Unauthorized("The API key is unknown or revoked.")
+        principal = Principal(
+            organization_id=key.organization_id, key_id=key.id, role=Role(key.role)
+        )
+        now = utcnow()
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
+            key.last_used_at = now
+            await session.commit()
+    return principal
 
 
 @dataclass(frozen=True, slots=True)

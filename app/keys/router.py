@@ -1,6 +1,6 @@
 from fastapi import APIRouter, status
 
-from app.core.deps import AdminDep, SessionDep, SignerDep
+from app.core.deps import AdminDep, ApiKeysDep, SessionDep, SignerDep
 from app.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, paginate_by_id
 from app.keys import service
 from app.keys.schemas import KeyCreate, KeyCreated, KeyRead
@@ -40,6 +40,12 @@ async def list_keys(
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_key(key_id: int, session: SessionDep, principal: AdminDep) -> None:
+async def revoke_key(
+    key_id: int, session: SessionDep, principal: AdminDep, api_keys: ApiKeysDep
+) -> None:
     """Revoke a key; it stops working at once."""
     await service.revoke(session, organization_id=principal.organization_id, key_id=key_id)
+    # Committed here, not after the answer: the cache must forget the key once the revocation
+    # is visible, or a lookup in between could cache the key as still valid.
+    await session.commit()
+    api_keys.forget_all()
