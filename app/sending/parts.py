@@ -94,7 +94,8 @@ class DeliveryStore(Protocol):
         ...
 
     async def claim(self, limit: int) -> list[Claim]:
-        """Lease up to `limit` due deliveries no live worker holds."""
+        """Lease the due deliveries of up to `limit` mails no live worker holds (a combined
+        digest is one mail carrying several deliveries)."""
         ...
 
     async def load_jobs(self, claims: Sequence[Claim]) -> list[Job]: ...

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, exists, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
@@ -105,9 +105,11 @@ class SqlDeliveryStore:
             return len(started)
 
     async def claim(self, limit: int) -> list[Claim]:
-        """Due combined digests first (all the deliveries of each), then plain deliveries."""
+        """Due combined digests first (all the deliveries of each), then plain deliveries:
+        up to `limit` mails."""
         combined = await self._claim_combined(limit)
-        plain = await self._claim_plain(limit - len(combined)) if len(combined) < limit else []
+        mails = len({claim.amplifier_id for claim in combined})
+        plain = await self._claim_plain(limit - mails) if mails < limit else []
         claimed = combined + plain
         if claimed:
             CLAIM_BATCH_SIZE.observe(len(claimed))
@@ -357,6 +359,7 @@ class SqlDeliveryStore:
         self, session: AsyncSession, ids: Sequence[int]
     ) -> dict[int, str | None]:
         owners: dict[int, str | None] = {}
+        connection = await session.connection()  # plain tuples: no ORM machinery
         for chunk in _chunks(sorted(set(ids))):
             query = self._locked(
                 session,
@@ -364,7 +367,8 @@ class SqlDeliveryStore:
                     Delivery.id.in_(chunk), Delivery.status.in_(UNFINISHED)
                 ),
             )
-            owners.update({row.id: row.lease_owner for row in (await session.execute(query)).all()})
+            rows = (await connection.execute(query)).all()
+            owners.update({row.id: row.lease_owner for row in rows})
         return owners
 
     async def _write(self, session: AsyncSession, outcomes: Sequence[Outcome]) -> None:
@@ -374,14 +378,15 @@ class SqlDeliveryStore:
         released = [o.job.delivery_id for o in by_status[OutcomeStatus.RELEASE]]
         if released:
             await self._release(session, released)
-        rows = [
-            _row(o)
-            for status, group in by_status.items()
-            if status != OutcomeStatus.RELEASE
-            for o in group
-        ]
-        if rows:
-            await session.execute(update(Delivery), rows)
+        await _mark(
+            session,
+            [
+                o
+                for status, group in by_status.items()
+                if status != OutcomeStatus.RELEASE
+                for o in group
+            ],
+        )
         failed = by_status[OutcomeStatus.FAILED]
         bounced = sorted({o.job.amplifier_id for o in failed if o.bounce and o.job.amplifier_id})
         if bounced:
@@ -506,10 +511,31 @@ def _job(
     )
 
 
+async def _mark(session: AsyncSession, outcomes: Sequence[Outcome]) -> None:
+    """Write the outcomes (no releases), one executemany per shape of row. Deliveries given
+    the same values (the parts of a combined digest share their outcome) are one row of it:
+    `WHERE id IN (…)` with a parameter per delivery."""
+    same: dict[tuple[tuple[str, object], ...], list[int]] = {}
+    for outcome in outcomes:
+        same.setdefault(tuple(_row(outcome).items()), []).append(outcome.job.delivery_id)
+    shapes: dict[tuple[tuple[str, ...], int], list[dict[str, object]]] = {}
+    for values, ids in same.items():
+        params = {f"v_{column}": value for column, value in values}
+        params |= {f"id_{n}": delivery_id for n, delivery_id in enumerate(ids)}
+        shapes.setdefault((tuple(column for column, _ in values), len(ids)), []).append(params)
+    connection = await session.connection()  # Core executemany: no ORM bulk machinery
+    for (columns, count), rows in shapes.items():
+        statement = (
+            update(Delivery)
+            .where(Delivery.id.in_([bindparam(f"id_{n}") for n in range(count)]))
+            .values({column: bindparam(f"v_{column}") for column in columns})
+        )
+        await connection.execute(statement, rows)
+
+
 def _row(outcome: Outcome) -> dict[str, object]:
     """The delivery's new column values for one outcome (not a release)."""
     row: dict[str, object] = {
-        "id": outcome.job.delivery_id,
         "last_error": outcome.error,
         "lease_owner": None,
         "lease_expires_at": None,

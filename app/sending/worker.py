@@ -42,7 +42,8 @@ from app.sending.parts import (
 
 logger = logging.getLogger("amplify.worker")
 
-MARK_BATCH = 200
+MARK_BATCH = 200  # mails
+MIN_CLAIM_SHARE = 4  # claim again once a quarter of a batch is free
 MARK_INTERVAL = 0.05
 STATE_REFRESH_SECONDS = 0.5
 THROUGHPUT_WINDOW = 10.0
@@ -186,6 +187,8 @@ class Worker:
         self.throughput = ThroughputMeter(clock=clock)
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._outcomes: list[Outcome] = []
+        self._mails_unmarked = 0
+        self._mails_held = 0  # claimed and not yet marked
         self._outcome_added = asyncio.Event()
         self._stop = asyncio.Event()
         self._room = asyncio.Event()  # set when outcomes written or jobs handed back free room
@@ -245,8 +248,15 @@ class Worker:
         logger.info("worker %s stopped", self.worker_id)
 
     def claim_limit(self) -> int:
-        room = claim_capacity(self.settings, self.throughput.rate()) - len(self.leases)
-        return max(0, min(room, self.settings.worker_batch))
+        """How many mails to claim now (a combined digest is one mail, whatever number of
+        deliveries it carries): none while the room freed since the last claim is below a
+        quarter batch and mails are still in hand, so each claim's fixed round trips (claim,
+        states, load) are spread over many mails."""
+        capacity = claim_capacity(self.settings, self.throughput.rate())
+        room = max(0, min(capacity - self._mails_held, self.settings.worker_batch))
+        if self._mails_held and room < min(capacity, self.settings.worker_batch) // MIN_CLAIM_SHARE:
+            return 0
+        return room
 
     async def _claimer(self) -> None:
         while not self._stop.is_set():
@@ -294,6 +304,7 @@ class Worker:
             logger.exception("loading %s claimed deliveries failed; handing them back", len(claims))
             await self._give_back(claims)
             return 0
+        self._mails_held += len(jobs)
         for job in jobs:
             self._queue.put_nowait(job)
         return len(jobs)
@@ -369,7 +380,8 @@ class Worker:
                     self._outcomes.extend(_for_each_part(outcome, job.parts))
                 else:
                     self._outcomes.append(outcome)
-                if len(self._outcomes) >= MARK_BATCH:
+                self._mails_unmarked += 1
+                if self._mails_unmarked >= MARK_BATCH:
                     self._outcome_added.set()
         finally:
             await transport.close()
@@ -425,7 +437,8 @@ class Worker:
     async def _flush(self) -> None:
         if not self._outcomes:
             return
-        batch, self._outcomes = self._outcomes, []
+        batch, mails = self._outcomes, self._mails_unmarked
+        self._outcomes, self._mails_unmarked = [], 0
         for attempt in range(5):
             try:
                 await self.store.apply(batch)
@@ -440,6 +453,7 @@ class Worker:
             logger.error("gave up writing %s outcomes; their leases will expire", len(batch))
         self._campaigns_held.subtract(o.job.campaign_id for o in batch)
         self.leases.drop(o.job.delivery_id for o in batch)
+        self._mails_held -= mails
         self._room.set()
 
 
