@@ -1,4 +1,4 @@
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 from starlette.concurrency import run_in_threadpool
@@ -7,35 +7,28 @@ from app.amplifiers import importer, service
 from app.amplifiers.schemas import AmplifierCreate, AmplifierRead, AmplifierUpdate, ImportResult
 from app.core.deps import ClockDep, EditorDep, SessionDep, SettingsDep, SignerDep, ViewerDep
 from app.core.limits import read_body
+from app.core.openapi import csv_request_body
 from app.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.models import AmplifierStatus
 
 router = APIRouter(prefix="/api/v1/amplifiers", tags=["amplifiers"])
 # `{amplifier_id:int}`: so that `/import` is no amplifier id (another method there is a 405).
 
-_IMPORT_OPENAPI: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "text/csv": {
-                "schema": {"type": "string"},
-                "example": "email,name,tags,networks,audience_linkedin\n"
-                "ada@example.com,Ada Lovelace,engineering;london,linkedin|x,1200\n",
-            },
-            "application/csv": {"schema": {"type": "string"}},
-            "text/plain": {"schema": {"type": "string"}},
-            "application/json": {
-                "schema": {
-                    "type": "array",
-                    "description": "Amplifier objects (the fields of `AmplifierCreate`). Rows "
-                    "are checked one by one: a bad row is reported in the answer's `errors` "
-                    "and skipped, never a reason to refuse the whole body.",
-                    "items": {},
-                }
-            },
-        },
-    }
-}
+_IMPORT_OPENAPI = csv_request_body(
+    "email,name,tags,networks,audience_linkedin\n"
+    "ada@example.com,Ada Lovelace,engineering;london,linkedin|x,1200\n",
+    {
+        "application/json": {
+            "schema": {
+                "type": "array",
+                "description": "Amplifier objects (the fields of `AmplifierCreate`). Rows "
+                "are checked one by one: a bad row is reported in the answer's `errors` "
+                "and skipped, never a reason to refuse the whole body.",
+                "items": {},
+            }
+        }
+    },
+)
 
 
 @router.post(

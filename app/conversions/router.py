@@ -1,5 +1,3 @@
-from typing import Any
-
 from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
@@ -12,26 +10,17 @@ from app.core.db import utcnow
 from app.core.deps import EditorDep, SettingsDep
 from app.core.errors import UnsupportedMediaType
 from app.core.limits import read_body
+from app.core.openapi import csv_request_body
 
 router = APIRouter(prefix="/api/v1/conversions", tags=["conversions"])
 
 # One import is one batch, committed while other conversions wait: kept moderate.
 MAX_IMPORT_ROWS = 10_000
 
-_IMPORT_OPENAPI: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "text/csv": {
-                "schema": {"type": "string"},
-                "example": "click_id,event,value,currency,external_id,occurred_at\n"
-                "pVw3…(32 characters),purchase,49.90,EUR,order-1042,2026-11-30T10:15:00Z\n",
-            },
-            "application/csv": {"schema": {"type": "string"}},
-            "text/plain": {"schema": {"type": "string"}},
-        },
-    }
-}
+_IMPORT_OPENAPI = csv_request_body(
+    "click_id,event,value,currency,external_id,occurred_at\n"
+    "pVw3…(32 characters),purchase,49.90,EUR,order-1042,2026-11-30T10:15:00Z\n"
+)
 
 
 def _writer(request: Request) -> ConversionWriter:

@@ -34,6 +34,19 @@ DERIVED_DESCRIPTIONS = {
 }
 
 
+def csv_request_body(example: str, more: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads its body itself: CSV (under the media types an
+    import accepts) with `example`, plus `more` media types and their descriptions."""
+    text = {"schema": {"type": "string"}}
+    content = {
+        "text/csv": {**text, "example": example},
+        "application/csv": text,
+        "text/plain": text,
+        **(more or {}),
+    }
+    return {"requestBody": {"required": True, "content": content}}
+
+
 def operation_id(route: APIRoute) -> str:
     """The endpoint's own name, already a verb_noun (`list_deliveries`)."""
     return route.name
