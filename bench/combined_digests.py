@@ -40,9 +40,9 @@ from bench.common import (
     NETWORKS,
     amplifier_rows,
     bench_database,
-    bench_settings,
     create_campaign,
     seed_organization,
+    sending_bench_settings,
 )
 from bench.load import free_port
 from bench.send_digests import Sink, ensure_smtp_sink
@@ -115,15 +115,7 @@ async def run(args: argparse.Namespace, url: str, tmp: Path) -> int:
     """The two phases on the database at `url` (a scratch one on PostgreSQL)."""
     sink_binary = ensure_smtp_sink()
     port = free_port()
-    settings = bench_settings(
-        url,
-        tmp,
-        public_url="https://amplify.example",
-        var_dir=tmp,
-        smtp_port=port,
-        smtp_connections=args.connections,
-        mail_from="Acme Advocacy <advocacy@acme.example>",
-    )
+    settings = sending_bench_settings(url, tmp, smtp_port=port, connections=args.connections)
     await asyncio.to_thread(upgrade, url)
     app = create_app(settings)
     daily = args.amplifiers // 2

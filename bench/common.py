@@ -44,6 +44,19 @@ def bench_settings(url: str, tmp: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+def sending_bench_settings(url: str, tmp: Path, *, smtp_port: int, connections: int) -> Settings:
+    """Settings for a bench that sends digests into a local SMTP sink on `smtp_port`."""
+    return bench_settings(
+        url,
+        tmp,
+        public_url="https://amplify.example",
+        var_dir=tmp,
+        smtp_port=smtp_port,
+        smtp_connections=connections,
+        mail_from="Acme Advocacy <advocacy@acme.example>",
+    )
+
+
 def amplifier_rows(
     organization_id: int,
     count: int,

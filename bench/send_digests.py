@@ -51,9 +51,9 @@ from app.sending.store import SqlDeliveryStore
 from bench.common import (
     NETWORKS,
     amplifier_rows,
-    bench_settings,
     create_campaign,
     seed_organization,
+    sending_bench_settings,
 )
 from bench.load import apt_install, free_port
 
@@ -338,15 +338,7 @@ async def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="amplify-bench-"))
     url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
     port = free_port()
-    settings = bench_settings(
-        url,
-        tmp,
-        public_url="https://amplify.example",
-        var_dir=tmp,
-        smtp_port=port,
-        smtp_connections=args.connections,
-        mail_from="Acme Advocacy <advocacy@acme.example>",
-    )
+    settings = sending_bench_settings(url, tmp, smtp_port=port, connections=args.connections)
     await asyncio.to_thread(upgrade, url)
     app = create_app(settings)
     # (DKIM mode, impact block shown): every mode with the block, plus unsigned without it.
