@@ -408,7 +408,8 @@ class DigestPrototype:
                 share_url=lambda message_id, network: placeholders.token(
                     f"share:{message_id}:{network}"
                 ),
-                web_version_url=placeholders.token("web"),
+                # A combined digest has a web version per section and none of its own.
+                web_version_url="" if sections else placeholders.token("web"),
                 unsubscribe_url=placeholders.token("unsubscribe"),
                 preview=False,
                 impact=impact_values,

@@ -171,6 +171,9 @@ class TestDailyDigest:
         assert text.index("Subject number 2") < text.index("Subject number 3")
         assert len(set(re.findall(r"https://amplify\.test/a/[\w.-]+", html))) == 3
         assert re.search(r'href="https://amplify\.test/p/[\w.-]+"', html)
+        # No digest-wide "View in browser" (there is none), so no empty link anywhere.
+        assert 'href=""' not in html
+        assert not re.search(r"View in browser: *$", text, flags=re.MULTILINE)
 
         sent = await deliveries_of(sessionmaker, dora)
         assert {d.status for d in sent} == {"sent"}
