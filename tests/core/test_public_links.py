@@ -11,6 +11,8 @@ from app.core.public_links import (
     unsubscribe_url,
     web_version_url,
 )
+from itsdangerous import Signer as ItsdangerousSigner
+
 from app.core.security import Signer
 
 PUBLIC = "https://amplify.test"
@@ -26,6 +28,16 @@ class TestPageTokens:
         assert read_page_token(SIGNER, DIGEST, page_token(SIGNER, UNSUBSCRIBE, 42)) is None
         preferences = PublicPage("p", "preferences")
         assert read_page_token(SIGNER, preferences, page_token(SIGNER, DIGEST, 42)) is None
+
+    def test_a_token_is_the_one_itsdangerous_signs_so_mailed_links_keep_working(self) -> None:
+        for purpose in ("digest", "unsubscribe", "preferences"):
+            reference = ItsdangerousSigner(
+                "public-links-secret-public-links-secret", salt=f"amplify.{purpose}"
+            )
+            for value in (0, 7, 42, 10**12):
+                token = SIGNER.sign_id(purpose, value)
+                assert token == reference.sign(str(value).encode()).decode()
+                assert SIGNER.unsign_id(purpose, token) == value
 
     def test_tampered_and_foreign_tokens_read_as_nothing(self) -> None:
         token = page_token(SIGNER, DIGEST, 42)
