@@ -169,7 +169,8 @@ async def pre_rendered_digest(app: Any, settings: Settings, campaign_id: int) ->
     store = SqlDeliveryStore(maker, settings, worker.worker_id)
     job = (await store.load_jobs([Claim(first_id, campaign_id, first_amplifier, 1)]))[0]
     state = (await store.campaign_states([campaign_id]))[campaign_id]
-    message = (await worker.composer.compose(job, state=state, eight_bit=True)).raw
+    states = {campaign_id: state}
+    message = (await worker.composer.compose(job, states=states, eight_bit=True)).raw
     async with maker() as session:
         await session.execute(
             update(Campaign).where(Campaign.id == campaign_id).values(status="cancelled")
@@ -279,7 +280,7 @@ async def compose_rates(
         for n in range(0, len(claims), 500)
         for job in await store.load_jobs(claims[n : n + 500])
     ]
-    state = (await store.campaign_states([campaign_id]))[campaign_id]
+    states = await store.campaign_states([campaign_id])
     signer = app.state.signer
     composers = {
         True: DigestComposer(
@@ -290,12 +291,12 @@ async def compose_rates(
     rates: dict[bool, list[float]] = {False: [], True: []}
     for composer in composers.values():  # prototypes built before timing
         for job in jobs:
-            await composer.compose(job, state=state, eight_bit=True)
+            await composer.compose(job, states=states, eight_bit=True)
     for round_ in range(rounds):
         for show in (False, True) if round_ % 2 == 0 else (True, False):
             started = time.process_time()
             for job in jobs:
-                await composers[show].compose(job, state=state, eight_bit=True)
+                await composers[show].compose(job, states=states, eight_bit=True)
             rates[show].append(len(jobs) / (time.process_time() - started))
     return rates
 

@@ -7,7 +7,7 @@ and refreshed every few minutes, never per mail.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import quote
@@ -114,9 +114,11 @@ class DigestComposer:
         self._campaigns: dict[int, _CampaignCache] = {}
         self._combined = _CombinedCache()
 
-    async def compose(self, job: Job, *, state: CampaignState, eight_bit: bool) -> ComposedMail:
+    async def compose(
+        self, job: Job, *, states: Mapping[int, CampaignState], eight_bit: bool
+    ) -> ComposedMail:
         assert job.email is not None and job.amplifier_id is not None
-        campaign = await self._campaign(job.campaign_id, state)
+        campaign = await self._campaign(job.campaign_id, states[job.campaign_id])
         board = await self._impact(job.campaign_id, campaign)
         token = unsubscribe_token(self.signer, job.amplifier_id)
         public_url = self.settings.public_url
@@ -141,7 +143,7 @@ class DigestComposer:
             },
         )
         if combined:
-            prototype, headers = await self._combined_parts(job, impact_kind(recipient))
+            prototype, headers = await self._combined_parts(job, states, impact_kind(recipient))
         else:
             prototype = self._prototype(campaign, job, impact_kind(recipient))
             headers = self._headers(campaign, job.locale)
@@ -162,11 +164,11 @@ class DigestComposer:
         return ComposedMail(raw=raw, message_id=mid, envelope_from=self.sender)
 
     async def _combined_parts(
-        self, job: Job, impact: str
+        self, job: Job, states: Mapping[int, CampaignState], impact: str
     ) -> tuple[DigestPrototype, CampaignHeaders]:
         """A combined digest's prototype (a section per campaign) and headers, cached."""
         campaigns = [
-            (part, await self._campaign(part.campaign_id, job.part_states[part.campaign_id]))
+            (part, await self._campaign(part.campaign_id, states[part.campaign_id]))
             for part in job.parts
         ]
         key: CombinedKey = (

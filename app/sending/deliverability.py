@@ -5,6 +5,7 @@ before the transport sends them, and the envelope sender names the delivery, so 
 knows nothing of either."""
 
 import dataclasses
+from collections.abc import Mapping
 
 from app.bounces.verp import ReturnPaths
 from app.core.config import Settings
@@ -17,8 +18,10 @@ class SigningComposer:
         self.inner = inner
         self.signer = signer
 
-    async def compose(self, job: Job, *, state: CampaignState, eight_bit: bool) -> ComposedMail:
-        mail = await self.inner.compose(job, state=state, eight_bit=eight_bit)
+    async def compose(
+        self, job: Job, *, states: Mapping[int, CampaignState], eight_bit: bool
+    ) -> ComposedMail:
+        mail = await self.inner.compose(job, states=states, eight_bit=eight_bit)
         return dataclasses.replace(mail, raw=self.signer.sign(mail.raw))
 
 
@@ -27,8 +30,10 @@ class ReturnPathComposer:
         self.inner = inner
         self.return_paths = return_paths
 
-    async def compose(self, job: Job, *, state: CampaignState, eight_bit: bool) -> ComposedMail:
-        mail = await self.inner.compose(job, state=state, eight_bit=eight_bit)
+    async def compose(
+        self, job: Job, *, states: Mapping[int, CampaignState], eight_bit: bool
+    ) -> ComposedMail:
+        mail = await self.inner.compose(job, states=states, eight_bit=eight_bit)
         return dataclasses.replace(
             mail, envelope_from=self.return_paths.sender_for(job.delivery_id)
         )

@@ -42,9 +42,8 @@ class Job:
     variants: dict[int, int] = field(default_factory=dict)
     combined: bool = False  # one of the deliveries of a combined digest
     # A combined digest: the jobs of all the deliveries its one mail carries (this job is the
-    # first of them), and the state of each one's campaign when it is composed.
+    # first of them).
     parts: tuple["Job", ...] = ()
-    part_states: Mapping[int, "CampaignState"] = field(default_factory=dict)
 
     @property
     def deliveries(self) -> tuple["Job", ...]:
@@ -120,9 +119,12 @@ class DeliveryStore(Protocol):
 
 
 class Composer(Protocol):
-    """Turns a job into the bytes of its mail."""
+    """Turns a job into the bytes of its mail; `states` holds the state of the campaign of
+    each delivery the mail carries (campaign id → state)."""
 
-    async def compose(self, job: Job, *, state: CampaignState, eight_bit: bool) -> ComposedMail: ...
+    async def compose(
+        self, job: Job, *, states: Mapping[int, CampaignState], eight_bit: bool
+    ) -> ComposedMail: ...
 
 
 class Transport(Protocol):

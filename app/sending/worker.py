@@ -12,7 +12,6 @@ accepted since the last batch was written.
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import random
@@ -390,10 +389,7 @@ class Worker:
         """Send one mail: a plain digest, or a combined one carrying several deliveries (the
         outcome is then every part's)."""
         parts = job.deliveries
-        state = self._states.get(job.campaign_id)
-        states = {part.campaign_id: self._states.get(part.campaign_id) for part in job.parts}
-        sending = {c: s for c, s in states.items() if s and s.status == CampaignStatus.SENDING}
-        if state is None or state.status != CampaignStatus.SENDING or len(sending) < len(states):
+        if not all(self._sending(part.campaign_id) for part in parts):
             return Outcome(job, OutcomeStatus.RELEASE)
         email = job.email
         if email is None or job.amplifier_status != AmplifierStatus.ACTIVE:
@@ -401,11 +397,11 @@ class Worker:
             return Outcome(job, OutcomeStatus.CANCELLED, error=error)
         if not all(part.share_urls for part in parts):
             return Outcome(job, OutcomeStatus.FAILED, error="no share links for this delivery")
-        if job.parts:
-            job = dataclasses.replace(job, part_states=sending)
         try:
             await transport.open()
-            mail = await self.composer.compose(job, state=state, eight_bit=transport.eight_bit)
+            mail = await self.composer.compose(
+                job, states=self._states, eight_bit=transport.eight_bit
+            )
             await self.rate.acquire()
             if not all(self.leases.fresh(part.delivery_id) for part in parts):
                 LEASES_LOST.labels("before_send").inc()
@@ -421,6 +417,10 @@ class Worker:
             )
             return Outcome(job, OutcomeStatus.FAILED, error=reason, bounce=exc.bounce)
         return Outcome(job, OutcomeStatus.SENT, message_id=mail.message_id)
+
+    def _sending(self, campaign_id: int) -> bool:
+        state = self._states.get(campaign_id)
+        return state is not None and state.status == CampaignStatus.SENDING
 
     def _retry(self, job: Job, error: str) -> Outcome:
         delay = timedelta(seconds=backoff_seconds(job.attempts, self.settings))
