@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import css_inline
@@ -185,9 +185,10 @@ class _Placeholders:
     ever matching one."""
 
     nonce: str = field(default_factory=lambda: secrets.token_hex(6))
-    keys: list[str] = field(default_factory=list)
+    # A value's name; a share link's is its (message id, network), as in `share_urls`.
+    keys: list[str | tuple[int, str]] = field(default_factory=list)
 
-    def token(self, key: str) -> str:
+    def token(self, key: str | tuple[int, str]) -> str:
         self.keys.append(key)
         return f"AMPLIFYx{self.nonce}x{len(self.keys) - 1}x"
 
@@ -405,9 +406,7 @@ class DigestPrototype:
                 networks,
                 greeting=placeholders.token("greeting"),
                 email=placeholders.token("email"),
-                share_url=lambda message_id, network: placeholders.token(
-                    f"share:{message_id}:{network}"
-                ),
+                share_url=lambda message_id, network: placeholders.token((message_id, network)),
                 # A combined digest has a web version per section and none of its own.
                 web_version_url="" if sections else placeholders.token("web"),
                 unsubscribe_url=placeholders.token("unsubscribe"),
@@ -429,7 +428,7 @@ class DigestPrototype:
         self._text = _Template.parse(token, text_source)
 
     def _values(self, recipient: Recipient) -> list[str]:
-        values: dict[str, str] = {
+        values: dict[str | tuple[int, str], str] = {
             "greeting": greeting(recipient.name, self.locale),
             "email": recipient.email,
             "web": recipient.web_version_url,
@@ -443,8 +442,7 @@ class DigestPrototype:
         if recipient.show_impact and score is not None:
             for figure, key in _IMPACT_KEYS:
                 values[key] = i18n.format_number(getattr(score, figure), self.locale)
-        for (message_id, network), url in recipient.share_urls.items():
-            values[f"share:{message_id}:{network}"] = url
+        values.update(cast(Mapping[str | tuple[int, str], str], recipient.share_urls))
         return [values[key] for key in self._keys]
 
     def render(self, recipient: Recipient) -> RenderedDigest:

@@ -12,20 +12,24 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     String,
     and_,
     bindparam,
+    case,
     cast,
     exists,
     func,
+    literal_column,
     or_,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
@@ -224,13 +228,18 @@ class SqlDeliveryStore:
                     )
                 ).all()
             }
-            links = dict((await connection.execute(_share_links_of(connection, ids))).all())
-        public_url = self.settings.public_url
+            links = {
+                delivery_id: (shares, variants)
+                for delivery_id, shares, variants in (
+                    await connection.execute(_share_links_of(connection, ids))
+                ).all()
+            }
+        url_prefix = redirect_url(self.settings.public_url, "")
         jobs = [
             _job(
                 claim,
                 people.get(claim.delivery_id),
-                *_parse_share_links(public_url, links.get(claim.delivery_id)),
+                _parse_share_links(url_prefix, *links.get(claim.delivery_id, (None, None))),
             )
             for claim in claims
         ]
@@ -466,42 +475,67 @@ class SqlDeliveryStore:
 
 
 def _share_links_of(connection: AsyncConnection, delivery_ids: Sequence[int]) -> Select[Any]:
-    """Per delivery, its share links as one string of `message network code variant` words:
-    a combined digest carries dozens of links, and one row per delivery instead of one per
-    link keeps loading a claim cheap."""
-    words = (
-        cast(Link.message_id, String)
-        + " "
-        + Link.network
-        + " "
-        + Link.code
-        + " "
-        + cast(func.coalesce(Link.variant, 0), String)
-    )
-    aggregate = func.string_agg if connection.dialect.name == "postgresql" else func.group_concat
-    return (
-        select(Link.delivery_id, aggregate(words, " "))
+    """Per delivery, its share links in creation order as one string of `message network code`
+    words, and its messages' copy variants other than the base as `message variant` words: a
+    combined digest carries dozens of links, and a row per delivery instead of one per link
+    keeps loading a claim cheap."""
+    link = " " + Link.network + " " + Link.code
+    dealt = " " + cast(Link.variant, String)
+    message = cast(Link.message_id, String)
+    dealt_variant = case((Link.variant != 0, message + dealt))
+    if connection.dialect.name == "postgresql":
+        in_order: ColumnElement[str] = aggregate_order_by(literal_column("' '"), Link.id)
+        return (
+            select(
+                Link.delivery_id,
+                func.string_agg(message + link, in_order),
+                func.string_agg(dealt_variant, in_order),
+            )
+            .where(Link.delivery_id.in_(delivery_ids), Link.kind == LinkKind.SHARE)
+            .group_by(Link.delivery_id)
+        )
+    # SQLite's group_concat takes its rows in the order the subquery gives them.
+    ordered = (
+        select(
+            Link.delivery_id.label("delivery_id"),
+            (message + link).label("link"),
+            dealt_variant.label("variant"),
+        )
         .where(Link.delivery_id.in_(delivery_ids), Link.kind == LinkKind.SHARE)
-        .group_by(Link.delivery_id)
+        .order_by(Link.delivery_id, Link.id)
+        .subquery()
     )
+    return select(
+        ordered.c.delivery_id,
+        func.group_concat(ordered.c.link, " "),
+        func.group_concat(ordered.c.variant, " "),
+    ).group_by(ordered.c.delivery_id)
 
 
-def _parse_share_links(
-    public_url: str, words: str | None
-) -> tuple[dict[tuple[int, str], str], dict[int, int]]:
-    """(message id, network) → redirect URL, and message id → variant (when not the base)."""
-    shares: dict[tuple[int, str], str] = {}
-    variants: dict[int, int] = {}
-    if not words:
-        return shares, variants
-    fields = words.split(" ")
-    for start in range(0, len(fields), 4):
-        message, network, code, variant = fields[start : start + 4]
-        message_id = int(message)
-        shares[(message_id, network)] = redirect_url(public_url, code)
-        if variant != "0":
-            variants[message_id] = int(variant)
-    return shares, variants
+class _ShareLinks(NamedTuple):
+    urls: dict[tuple[int, str], str]  # (message id, network) → redirect URL
+    networks: tuple[str, ...]  # in the order of the links
+    variants: dict[int, int]  # message id → the variant dealt, when not the base text
+
+
+_NO_LINKS = _ShareLinks({}, (), {})
+
+
+def _parse_share_links(url_prefix: str, links: str | None, variants: str | None) -> _ShareLinks:
+    """A delivery's share links from the words `_share_links_of` aggregates, built without a
+    Python loop per link."""
+    if not links:
+        return _NO_LINKS
+    words = links.split(" ")
+    networks = words[1::3]
+    keys = zip(map(int, words[0::3]), networks, strict=True)
+    urls = dict(zip(keys, map(url_prefix.__add__, words[2::3]), strict=True))
+    dealt = variants.split(" ") if variants else []
+    return _ShareLinks(
+        urls,
+        tuple(dict.fromkeys(networks)),
+        dict(zip(map(int, dealt[0::2]), map(int, dealt[1::2]), strict=True)),
+    )
 
 
 def _combine(claims: Sequence[Claim], jobs: Sequence[Job]) -> list[Job]:
@@ -527,12 +561,7 @@ def _failure(outcome: Outcome) -> FailedDelivery:
     )
 
 
-def _job(
-    claim: Claim,
-    person: object | None,
-    share_urls: dict[tuple[int, str], str],
-    variants: dict[int, int],
-) -> Job:
+def _job(claim: Claim, person: object | None, links: _ShareLinks) -> Job:
     return Job(
         delivery_id=claim.delivery_id,
         campaign_id=claim.campaign_id,
@@ -541,10 +570,10 @@ def _job(
         email=getattr(person, "email", None),
         name=getattr(person, "name", None),
         amplifier_status=getattr(person, "status", None),
-        share_urls=share_urls,
-        networks=tuple(dict.fromkeys(network for _, network in share_urls)),
+        share_urls=links.urls,
+        networks=links.networks,
         locale=getattr(person, "locale", None) or "en",
-        variants=variants,
+        variants=links.variants,
         combined=claim.combined,
     )
 

@@ -1,3 +1,5 @@
+from itsdangerous import Signer as ItsdangerousSigner
+
 from app.core.config import Settings
 from app.core.public_links import (
     DIGEST,
@@ -11,8 +13,6 @@ from app.core.public_links import (
     unsubscribe_url,
     web_version_url,
 )
-from itsdangerous import Signer as ItsdangerousSigner
-
 from app.core.security import Signer
 
 PUBLIC = "https://amplify.test"

@@ -2,6 +2,9 @@ import re
 from email.headerregistry import Address
 from urllib.parse import parse_qs, urlsplit
 
+from sqlalchemy import select
+
+from app.models import Link, LinkKind
 from tests.factories import OrgClients
 from tests.sending.conftest import make_campaign, send_campaign, wait_for_status
 from tests.sending.smtp import SmtpServer
@@ -81,6 +84,35 @@ class TestDigestMail:
         assert len(share_links) == 4
         assert share_links <= set(re.findall(r"https://amplify\.test/r/\w+", text))
         assert f"{PUBLIC}/a/" in text and f"{PUBLIC}/u/" in text
+
+    async def test_share_buttons_follow_the_order_the_links_were_made_in(
+        self, org_a: OrgClients, smtp_server: SmtpServer, run_worker, sessionmaker
+    ) -> None:
+        response = await org_a.editor.post(
+            "/api/v1/amplifiers",
+            json={"email": "order@example.com", "networks": ["whatsapp", "x", "linkedin"]},
+        )
+        assert response.status_code == 201, response.text
+        created = await make_campaign(
+            org_a,
+            networks=["linkedin", "x", "facebook", "whatsapp"],
+            messages=[{"text": f"Post {n}", "url": f"https://example.com/{n}"} for n in range(3)],
+        )
+        await send_campaign(org_a, created["id"])
+        async with run_worker():
+            await wait_for_status(sessionmaker, created["id"])
+        [received] = smtp_server.handler.received
+        text = received.parsed().get_body(("plain",)).get_content()
+        async with sessionmaker() as session:
+            codes = (
+                await session.scalars(
+                    select(Link.code)
+                    .where(Link.campaign_id == created["id"], Link.kind == LinkKind.SHARE)
+                    .order_by(Link.id)
+                )
+            ).all()
+        assert len(codes) == 9
+        assert re.findall(r"https://amplify\.test/r/(\w+)", text)[: len(codes)] == codes
 
     async def test_share_and_visit_links_redirect(
         self, client, org_a: OrgClients, smtp_server: SmtpServer, run_worker, sessionmaker
