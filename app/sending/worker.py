@@ -43,6 +43,7 @@ logger = logging.getLogger("amplify.worker")
 
 MARK_BATCH = 200  # mails
 MIN_CLAIM_SHARE = 4  # claim again once a quarter of a batch is free
+FIRST_CLAIM_PER_CONNECTION = 4  # mails: the first mail goes out before a whole batch is loaded
 MARK_INTERVAL = 0.05
 STATE_REFRESH_SECONDS = 0.5
 THROUGHPUT_WINDOW = 10.0
@@ -250,10 +251,13 @@ class Worker:
         """How many mails to claim now (a combined digest is one mail, whatever number of
         deliveries it carries): none while the room freed since the last claim is below a
         quarter batch and mails are still in hand, so each claim's fixed round trips (claim,
-        states, load) are spread over many mails."""
+        states, load) are spread over many mails. With nothing in hand, a few mails per
+        connection: sending starts at once, and the next claim fills the batch meanwhile."""
         capacity = claim_capacity(self.settings, self.throughput.rate())
         room = max(0, min(capacity - self._mails_held, self.settings.worker_batch))
-        if self._mails_held and room < min(capacity, self.settings.worker_batch) // MIN_CLAIM_SHARE:
+        if not self._mails_held:
+            return min(room, self.settings.smtp_connections * FIRST_CLAIM_PER_CONNECTION)
+        if room < min(capacity, self.settings.worker_batch) // MIN_CLAIM_SHARE:
             return 0
         return room
 
