@@ -69,6 +69,14 @@ class TestDigestPrototype:
         assert html.data.decode().replace("\r\n", "\n") == rendered.html
         assert max(len(line) for line in html.data.split(b"\r\n")) <= 998
 
+    def test_no_line_of_the_chrome_starts_with_a_dot(self) -> None:
+        """SMTP doubles a line's leading dot; with none in the chrome, dot-stuffing a digest is
+        a scan that finds nothing to copy (only a text of the campaign's own may need it)."""
+        prototype = DigestPrototype(CAMPAIGN, NETWORKS, impact="scored")
+        recipient = _recipient("Ada", impact=Score(1, 2, 3, 4, 5), show_impact=True)
+        for part in prototype.render_parts(recipient, eight_bit=True):
+            assert b"\r\n." not in part.data and not part.data.startswith(b".")
+
     def test_without_8bitmime_parts_are_quoted_printable(self) -> None:
         prototype = DigestPrototype(CAMPAIGN, NETWORKS)
         text, html = prototype.render_parts(_recipient("Ada"), eight_bit=False)
