@@ -10,12 +10,13 @@ Tests parse the produced bytes with the stdlib parser.
 import base64
 import binascii
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.headerregistry import Address
 from email.utils import format_datetime, formataddr, parseaddr
+
+from app.core import entropy
 
 CRLF = b"\r\n"
 # 75 characters per encoded-word minus the "=?utf-8?b?" and "?=" around the payload.
@@ -98,7 +99,7 @@ def envelope_address(header_value: str) -> str:
 
 
 def message_id(domain: str, *parts: int) -> str:
-    local = ".".join(str(p) for p in parts) + "." + secrets.token_hex(8)
+    local = ".".join(str(p) for p in parts) + "." + entropy.POOL.token_hex(8)
     return f"<amplify.{local}@{domain}>"
 
 
@@ -159,7 +160,7 @@ def build_digest(
 ) -> bytes:
     """A multipart/alternative digest: text/plain first, text/html last. Send with
     BODY=8BITMIME when a part is 8bit."""
-    boundary = "=_amplify_" + secrets.token_hex(12)
+    boundary = "=_amplify_" + entropy.POOL.token_hex(12)
     head = b"".join(
         (
             campaign_headers.block,

@@ -11,8 +11,9 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 from urllib.parse import unquote_plus
+
+from app.core import entropy
 
 RANDOM_BYTES = 16
 MAC_BYTES = 8
@@ -34,7 +35,7 @@ class ClickIds:
 
     def mint(self) -> tuple[str, str]:
         """A new (click id, stored key) pair."""
-        raw = os.urandom(RANDOM_BYTES)
+        raw = entropy.POOL.take(RANDOM_BYTES)
         return _b64(raw + self._mac(raw)), _b64(raw)
 
     def stored_key(self, click_id: str) -> str | None:
