@@ -10,6 +10,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -336,10 +337,9 @@ class _Template:
     slots: tuple[int, ...]  # placeholder index between statics[i] and statics[i + 1]
     # The same statics as UTF-8 with CRLF line ends, ready for an 8bit MIME part.
     wire: tuple[bytes, ...]
-    # Per line with placeholders: (octets of its static text, placeholders on it); with the
-    # longest line without any, bounds a filled line's length.
-    lines: tuple[tuple[int, int], ...]
-    longest_static: int
+    # The longest value (in octets) that keeps every filled line within SMTP's limit; -1 when
+    # a line without placeholders is already too long.
+    max_value_octets: int
 
     @classmethod
     def parse(cls, token: re.Pattern[str], source: str) -> "_Template":
@@ -350,29 +350,24 @@ class _Template:
             (len(token.sub("", line).encode()), len(token.findall(line)))
             for line in source.split("\n")
         ]
-        lines = tuple(line for line in every_line if line[1])
         longest_static = max((size for size, count in every_line if not count), default=0)
+        max_value_octets = min(
+            [(MAX_LINE_OCTETS - size) // count for size, count in every_line if count],
+            default=MAX_LINE_OCTETS,
+        )
+        if longest_static > MAX_LINE_OCTETS:
+            max_value_octets = -1
         wire = tuple(part.replace("\n", "\r\n").encode() for part in statics)
         slots = tuple(int(i) for i in pieces[1::2])
-        return cls(statics, slots, wire, lines, longest_static)
+        return cls(statics, slots, wire, max_value_octets)
 
     def fill(self, values: Sequence[str]) -> str:
-        out = [self.statics[0]]
-        for slot, static in zip(self.slots, self.statics[1:], strict=True):
-            out.append(values[slot])
-            out.append(static)
-        return "".join(out)
+        filled = zip(map(values.__getitem__, self.slots), self.statics[1:], strict=True)
+        return "".join(chain((self.statics[0],), chain.from_iterable(filled)))
 
     def fill_wire(self, values: Sequence[bytes]) -> bytes:
-        out = [self.wire[0]]
-        for slot, static in zip(self.slots, self.wire[1:], strict=True):
-            out.append(values[slot])
-            out.append(static)
-        return b"".join(out)
-
-    def longest_line(self, longest_value: int) -> int:
-        filled = (static + count * longest_value for static, count in self.lines)
-        return max(self.longest_static, max(filled, default=0))
+        filled = zip(map(values.__getitem__, self.slots), self.wire[1:], strict=True)
+        return b"".join(chain((self.wire[0],), chain.from_iterable(filled)))
 
 
 class DigestPrototype:
@@ -447,14 +442,14 @@ class DigestPrototype:
 
     def render(self, recipient: Recipient) -> RenderedDigest:
         raw = self._values(recipient)
-        escaped = [html.escape(value) for value in raw]
+        escaped = _escape_all(raw)
         return RenderedDigest(text=self._text.fill(raw), html=self._html.fill(escaped))
 
     def render_parts(self, recipient: Recipient, *, eight_bit: bool) -> tuple[MimeBody, MimeBody]:
         """The text and HTML parts ready for MIME: with 8BITMIME, joined straight from the
         pre-encoded statics when every line provably fits SMTP's limit; else encoded."""
         raw = self._values(recipient)
-        escaped = [html.escape(value) for value in raw]
+        escaped = _escape_all(raw)
         return (
             self._part(self._text, raw, eight_bit=eight_bit),
             self._part(self._html, escaped, eight_bit=eight_bit),
@@ -464,9 +459,20 @@ class DigestPrototype:
     def _part(template: _Template, values: list[str], *, eight_bit: bool) -> MimeBody:
         if eight_bit:
             wire = [v.encode() for v in values]
-            if template.longest_line(max(map(len, wire), default=0)) <= MAX_LINE_OCTETS:
+            if max(map(len, wire), default=0) <= template.max_value_octets:
                 return MimeBody("8bit", template.fill_wire(wire))
         return encode_body(template.fill(values), eight_bit=eight_bit)
+
+
+_JOINER = "\x00"
+
+
+def _escape_all(values: list[str]) -> list[str]:
+    """`html.escape` of every value, in one pass over their join (a digest has dozens)."""
+    escaped = html.escape(_JOINER.join(values)).split(_JOINER)
+    if len(escaped) != len(values):  # a value holds the joiner itself
+        return [html.escape(value) for value in values]
+    return escaped
 
 
 def render_digest(

@@ -1,3 +1,5 @@
+from html import escape
+
 import pytest
 
 from app.sending.render import (
@@ -58,6 +60,13 @@ class TestDigestPrototype:
             # The prototype wraps long lines at spaces; otherwise it is the same document.
             assert fast.html.split() == direct.html.split()
             assert "<script>" not in fast.html
+
+    def test_values_are_escaped_one_by_one_whatever_they_hold(self) -> None:
+        prototype = DigestPrototype(CAMPAIGN, NETWORKS)
+        for name in ("<b>'Ada'</b> & \"Co\"", "A\x00<b>"):  # the NUL defeats the joined pass
+            html = prototype.render(_recipient(name)).html
+            assert f"Hi {escape(name)}," in html
+            assert escape("https://amplify.test/r/CODE1x") in html
 
     def test_wire_parts_decode_to_the_rendered_text(self) -> None:
         prototype = DigestPrototype(CAMPAIGN, NETWORKS)
