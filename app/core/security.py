@@ -29,7 +29,7 @@ class Signer:
         self._secret = secret
         self._serializers: dict[str, URLSafeSerializer] = {}
         self._id_signers: dict[str, ItsdangerousSigner] = {}
-        self._id_keys: dict[str, tuple[bytes, Any]] = {}  # purpose → (derived key, digest)
+        self._id_keys: dict[str, tuple[bytes, str]] = {}  # purpose → (derived key, digest name)
 
     def _serializer(self, purpose: str) -> URLSafeSerializer:
         if purpose not in self._serializers:
@@ -58,7 +58,7 @@ class Signer:
         found = self._id_keys.get(purpose)
         if found is None:
             signer = self._id_signer(purpose)
-            found = self._id_keys[purpose] = (signer.derive_key(), signer.digest_method)
+            found = self._id_keys[purpose] = (signer.derive_key(), signer.digest_method().name)
         key, digest = found
         signature = base64.urlsafe_b64encode(hmac.digest(key, str(value).encode(), digest))
         return f"{value}.{signature.rstrip(b'=').decode()}"
