@@ -1,12 +1,24 @@
 """Engine, sessions and the column types shared by every model."""
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, event, func, literal, or_, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Integer,
+    MetaData,
+    any_,
+    event,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -68,6 +80,16 @@ def json_array_contains_any(column: Any, values: Sequence[str], dialect_name: st
         return or_(*(column.op("@>")(func.jsonb_build_array(v)) for v in values))
     each = func.json_each(column).table_valued("value")
     return select(literal(1)).select_from(each).where(each.c.value.in_(values)).exists()
+
+
+def in_ids(column: Any, ids: Sequence[int], dialect_name: str) -> Any:
+    """`column IN ids` with the ids as ONE parameter (a PostgreSQL array, a JSON array read by
+    SQLite's json_each): the statement's text is the same whatever the number of ids, so it
+    is compiled and prepared once instead of rendered with a placeholder per id."""
+    if dialect_name == "postgresql":
+        return column == any_(literal(list(ids), ARRAY(Integer)))
+    each = func.json_each(literal(json.dumps(list(ids)))).table_valued("value")
+    return column.in_(select(each.c.value))
 
 
 def sqlite_datetime(value: datetime) -> str:

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.db import utcnow
+from app.core.db import in_ids, utcnow
 from app.core.metrics import CLAIM_BATCH_SIZE, LEASES_LOST, MAILS
 from app.core.public_links import redirect_url
 from app.models import (
@@ -224,7 +224,7 @@ class SqlDeliveryStore:
                             Amplifier.locale,
                         )
                         .outerjoin(Amplifier, Amplifier.id == Delivery.amplifier_id)
-                        .where(Delivery.id.in_(ids))
+                        .where(in_ids(Delivery.id, ids, connection.dialect.name))
                     )
                 ).all()
             }
@@ -296,7 +296,7 @@ class SqlDeliveryStore:
         async with self.sessionmaker.begin() as session:
             expires = utcnow() + timedelta(seconds=self.settings.lease_seconds)
             for chunk in _chunks(sorted(delivery_ids)):
-                mine = self._locked(session, self._held_by_me(chunk))
+                mine = self._locked(session, self._held_by_me(session, chunk))
                 result = await session.execute(
                     update(Delivery)
                     .where(Delivery.id.in_(mine.scalar_subquery()))
@@ -307,9 +307,9 @@ class SqlDeliveryStore:
                 renewed.update(result.scalars().all())
         return renewed
 
-    def _held_by_me(self, ids: Sequence[int]) -> Select[Any]:
+    def _held_by_me(self, session: AsyncSession, ids: Sequence[int]) -> Select[Any]:
         return select(Delivery.id).where(
-            Delivery.id.in_(ids),
+            in_ids(Delivery.id, ids, session.get_bind().dialect.name),
             Delivery.lease_owner == self.worker_id,
             Delivery.status.in_(UNFINISHED),
         )
@@ -321,7 +321,7 @@ class SqlDeliveryStore:
 
     async def _release(self, session: AsyncSession, delivery_ids: Sequence[int]) -> None:
         for chunk in _chunks(delivery_ids):
-            mine = self._locked(session, self._held_by_me(chunk))
+            mine = self._locked(session, self._held_by_me(session, chunk))
             await session.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(mine.scalar_subquery()))
@@ -372,7 +372,8 @@ class SqlDeliveryStore:
             query = self._locked(
                 session,
                 select(Delivery.id, Delivery.lease_owner).where(
-                    Delivery.id.in_(chunk), Delivery.status.in_(UNFINISHED)
+                    in_ids(Delivery.id, chunk, connection.dialect.name),
+                    Delivery.status.in_(UNFINISHED),
                 ),
             )
             rows = (await connection.execute(query)).all()
@@ -491,7 +492,10 @@ def _share_links_of(connection: AsyncConnection, delivery_ids: Sequence[int]) ->
                 func.string_agg(message + link, in_order),
                 func.string_agg(dealt_variant, in_order),
             )
-            .where(Link.delivery_id.in_(delivery_ids), Link.kind == LinkKind.SHARE)
+            .where(
+                in_ids(Link.delivery_id, delivery_ids, connection.dialect.name),
+                Link.kind == LinkKind.SHARE,
+            )
             .group_by(Link.delivery_id)
         )
     # SQLite's group_concat takes its rows in the order the subquery gives them.
@@ -501,7 +505,10 @@ def _share_links_of(connection: AsyncConnection, delivery_ids: Sequence[int]) ->
             (message + link).label("link"),
             dealt_variant.label("variant"),
         )
-        .where(Link.delivery_id.in_(delivery_ids), Link.kind == LinkKind.SHARE)
+        .where(
+            in_ids(Link.delivery_id, delivery_ids, connection.dialect.name),
+            Link.kind == LinkKind.SHARE,
+        )
         .order_by(Link.delivery_id, Link.id)
         .subquery()
     )
