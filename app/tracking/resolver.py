@@ -4,19 +4,26 @@ Links never change once created, so a code resolves from memory after its first 
 cold code costs little even when thousands arrive at once (a launch: every click is its link's
 first): the misses waiting at one moment are looked up together in one query, which also
 brings in every other link of their deliveries (the amplifier's other share and visit links,
-clicked next) and the deliveries' `sent_at` (cached once set: it is set once).
+clicked next) and the deliveries' `sent_at` (cached once set: it is set once). A code wanted
+while the query that brings it in runs (a visit just after its share) costs no query of its own.
+
+On SQLite the query is one call into the driver's thread (statement, rows and all): each
+round trip through SQLAlchemy's adapter is a hand-over of the GIL to that thread and back, and
+a busy event loop (a dashboard polling) makes every hand-over wait.
 """
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from sqlalchemy import Select, select, union
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.db import driver_connection
 from app.models import Campaign, Delivery, Link, LinkKind
 from app.tracking.clickids import attribution_parts
 from app.tracking.clickstore import FACT_COLUMNS, LinkFacts, link_facts
@@ -80,6 +87,52 @@ def _with_their_deliveries(codes: list[str]) -> Any:
     return union(_links_where(Link.code.in_(codes)), _links_where(Link.delivery_id.in_(deliveries)))
 
 
+class LinkRow(NamedTuple):
+    """A row of `_LINK_COLUMNS`, as SQLAlchemy would have typed it."""
+
+    code: str
+    id: int
+    target: str
+    delivery_id: int | None
+    sent_at: datetime | None
+    attribution: bool
+    kind: str
+    campaign_id: int
+    organization_id: int
+    message_id: int
+    amplifier_id: int | None
+    network: str
+    variant: int
+
+
+# `_with_their_deliveries` for SQLite, the codes one JSON array (?1).
+_SQLITE_LINKS = """
+SELECT l.code, l.id, l.target, l.delivery_id, d.sent_at, c.attribution, l.kind, l.campaign_id,
+       c.organization_id, l.message_id, l.amplifier_id, l.network, l.variant
+FROM links AS l
+JOIN campaigns AS c ON c.id = l.campaign_id
+LEFT JOIN deliveries AS d ON d.id = l.delivery_id
+WHERE l.code IN (SELECT value FROM json_each(?1))
+UNION
+SELECT l.code, l.id, l.target, l.delivery_id, d.sent_at, c.attribution, l.kind, l.campaign_id,
+       c.organization_id, l.message_id, l.amplifier_id, l.network, l.variant
+FROM links AS l
+JOIN campaigns AS c ON c.id = l.campaign_id
+LEFT JOIN deliveries AS d ON d.id = l.delivery_id
+WHERE l.delivery_id IN (
+    SELECT delivery_id FROM links
+    WHERE code IN (SELECT value FROM json_each(?1)) AND delivery_id IS NOT NULL
+)
+"""
+
+
+def _sqlite_link_row(values: Any) -> LinkRow:
+    """A raw SQLite row: `sent_at` is stored as text (UTC), `attribution` as 0/1."""
+    code, id_, target, delivery_id, sent_at, attribution, *facts = values
+    moment = datetime.fromisoformat(sent_at).replace(tzinfo=UTC) if sent_at else None
+    return LinkRow(code, id_, target, delivery_id, moment, bool(attribution), *facts)
+
+
 class LinkResolver:
     def __init__(self, engine: AsyncEngine, *, attribution_param: str = "amp_cid") -> None:
         self.engine = engine
@@ -91,6 +144,7 @@ class LinkResolver:
         # Codes waiting for the next lookup, and the task that looks them up.
         self._wanted: dict[str, asyncio.Future[CachedLink | None]] = {}
         self._looking: asyncio.Task[None] | None = None
+        self.queries = 0  # lookups sent to the database
 
     async def link(self, code: str) -> CachedLink | None:
         cached = self._links.get(code)
@@ -112,6 +166,9 @@ class LinkResolver:
         while a query runs go together into the next one."""
         await asyncio.sleep(0)  # let the misses of this moment gather
         while self._wanted:
+            self._answer_brought_in()
+            if not self._wanted:
+                return
             codes = list(self._wanted)[:CODES_PER_QUERY]
             wanted = {code: self._wanted.pop(code) for code in codes}
             try:
@@ -129,9 +186,25 @@ class LinkResolver:
                 if not future.done():
                     future.set_result(link)
 
+    def _answer_brought_in(self) -> None:
+        """Answer the codes that the previous query brought in with their deliveries."""
+        for code in [code for code in self._wanted if code in self._links]:
+            future = self._wanted.pop(code)
+            if not future.done():
+                future.set_result(self._links[code])
+
     async def _fetch(self, codes: list[str]) -> dict[str, CachedLink]:
+        self.queries += 1
         async with self.engine.connect() as connection:
-            rows = (await connection.execute(_with_their_deliveries(codes))).all()
+            if connection.dialect.name == "sqlite":
+                driver = await driver_connection(connection)
+                document = json.dumps(codes, separators=(",", ":"))
+                rows: Any = [
+                    _sqlite_link_row(values)
+                    for values in await driver.execute_fetchall(_SQLITE_LINKS, (document,))
+                ]
+            else:
+                rows = (await connection.execute(_with_their_deliveries(codes))).all()
         found: dict[str, CachedLink] = {}
         for row in rows:
             link = self._links.get(row.code) or self._remember(row)
