@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event
 
 from app.tracking.clickstore import link_facts
-from app.tracking.resolver import LinkResolver, _with_their_deliveries
+from app.tracking.resolver import INLINE_CODES, LinkResolver, _with_their_deliveries
 
 EMAILS = ("ada@example.com", "bob@example.com", "cyd@example.com")
 
@@ -104,3 +104,54 @@ class TestColdLinks:
         assert await resolver.link("Unknown0000") is None
         assert await resolver.link("Unknown0000") is None
         assert resolver.queries == 1
+
+
+class TestSqliteInline:
+    """On SQLite a lookup of a few codes is read on the event loop from the resolver's own
+    connection; a larger one, or one SQLite cannot answer at once, goes to the driver's
+    thread. Either way the links are the same."""
+
+    @pytest.fixture(autouse=True)
+    def _sqlite_only(self, app: Any) -> None:
+        if app.state.engine.dialect.name != "sqlite":
+            pytest.skip("the inline reader is SQLite's")
+
+    async def test_a_few_codes_are_read_inline(self, app, sent_campaign):
+        sent = await sent_campaign(EMAILS)
+        resolver = LinkResolver(app.state.engine)
+        link = await resolver.link(sent.code("ada@example.com", 0, "x", "share"))
+        assert link is not None and link.kind == "share"
+        assert (resolver.queries, resolver.inline_queries) == (1, 1)
+        resolver.close()
+
+    async def test_a_burst_goes_to_the_drivers_thread(self, app, sent_campaign):
+        sent = await sent_campaign(EMAILS)
+        resolver = LinkResolver(app.state.engine)
+        codes = [
+            sent.code(email, position, network, "share")
+            for email in EMAILS
+            for position in (0, 1)
+            for network in ("linkedin", "x")
+        ]
+        codes += [f"Unknown{i:04}" for i in range(INLINE_CODES)]
+        found = await asyncio.gather(*(resolver.link(code) for code in codes))
+        assert (resolver.queries, resolver.inline_queries) == (1, 0)
+        assert [link.code if link else None for link in found] == [
+            *codes[: len(EMAILS) * 4],
+            *[None] * INLINE_CODES,
+        ]
+        inline = LinkResolver(app.state.engine)
+        for code, link in zip(codes, found, strict=True):
+            assert await inline.link(code) == link
+        inline.close()
+
+    async def test_a_database_it_cannot_read_at_once_goes_to_the_drivers_thread(
+        self, app, sent_campaign, tmp_path
+    ):
+        sent = await sent_campaign(EMAILS)
+        resolver = LinkResolver(app.state.engine)
+        assert resolver._inline is not None
+        resolver._inline.path = tmp_path  # a folder: SQLite cannot open it
+        link = await resolver.link(sent.code("cyd@example.com", 1, "linkedin", "visit"))
+        assert link is not None and link.kind == "visit"
+        assert (resolver.queries, resolver.inline_queries) == (1, 0)
