@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None) -> AmplifyApp:
                 app.state.dispatcher.stop()
                 await dispatcher_task
             await recorder.close()
+            app.state.tracking.resolver.close()
             await app.state.conversions.close()
             await engine.dispose()
 
@@ -178,7 +179,11 @@ async def _development_bounce_receiver(
 def _settle_garbage_collector() -> None:
     """What exists at startup (modules, mappings, the bot patterns) lives as long as the
     process: freeze it out of every future collection, and collect the young generation less
-    often. Under redirect load this cuts collector time about tenfold (8% of CPU to under 1%)."""
+    often. Under redirect load this cuts collector time about tenfold (8% of CPU to under 1%).
+    The middle generation is collected every 2 young collections rather than 20: it holds
+    what lived through them, the link cache's new entries first of all (tens of thousands on
+    launch day), and scanning 20 collections' worth at once stalled the loop for 50–85 ms;
+    full collections stay as rare as before (every 400 young ones)."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
+    gc.set_threshold(10_000, 2, 200)

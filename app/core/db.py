@@ -30,6 +30,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from app.core.sqlite_calls import one_call_dbapi
+
 # Ids are 32-bit integers; a larger one cannot exist (and PostgreSQL would refuse to compare).
 MAX_ID = 2**31 - 1
 
@@ -183,6 +185,9 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        module = one_call_dbapi()
+        if module is not None:
+            kwargs.setdefault("module", module)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

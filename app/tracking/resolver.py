@@ -4,19 +4,30 @@ Links never change once created, so a code resolves from memory after its first 
 cold code costs little even when thousands arrive at once (a launch: every click is its link's
 first): the misses waiting at one moment are looked up together in one query, which also
 brings in every other link of their deliveries (the amplifier's other share and visit links,
-clicked next) and the deliveries' `sent_at` (cached once set: it is set once).
+clicked next) and the deliveries' `sent_at` (cached once set: it is set once). A code wanted
+while the query that brings it in runs (a visit just after its share) costs no query of its own.
+
+On SQLite a lookup of a few codes (what arrives at one moment outside a burst) is read on the
+event loop itself, from a connection of the resolver's own: an indexed read of a few dozen rows
+from a WAL database takes well under a millisecond and never waits for the writer, while a
+hand-over to a driver thread and back waits for the GIL and the loop, which a dashboard polling
+keeps busy. Larger lookups (a launch's burst) go to the driver's thread as one call.
 """
 
 import asyncio
+import json
+import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from sqlalchemy import Select, select, union
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.db import driver_connection
 from app.models import Campaign, Delivery, Link, LinkKind
 from app.tracking.clickids import attribution_parts
 from app.tracking.clickstore import FACT_COLUMNS, LinkFacts, link_facts
@@ -25,6 +36,8 @@ LINK_CACHE_SIZE = 500_000
 MISS_CACHE_SIZE = 50_000
 MISS_TTL_SECONDS = 5.0
 CODES_PER_QUERY = 500
+# SQLite: lookups of at most this many codes (at most 24 links each) run on the event loop.
+INLINE_CODES = 8
 
 
 _LOCATION_SAFE = ":/?#[]@!$&'()*+,;=%~"
@@ -80,9 +93,90 @@ def _with_their_deliveries(codes: list[str]) -> Any:
     return union(_links_where(Link.code.in_(codes)), _links_where(Link.delivery_id.in_(deliveries)))
 
 
+class LinkRow(NamedTuple):
+    """A row of `_LINK_COLUMNS`, as SQLAlchemy would have typed it."""
+
+    code: str
+    id: int
+    target: str
+    delivery_id: int | None
+    sent_at: datetime | None
+    attribution: bool
+    kind: str
+    campaign_id: int
+    organization_id: int
+    message_id: int
+    amplifier_id: int | None
+    network: str
+    variant: int
+
+
+# `_with_their_deliveries` for SQLite, the codes one JSON array (?1).
+_SQLITE_LINKS = """
+SELECT l.code, l.id, l.target, l.delivery_id, d.sent_at, c.attribution, l.kind, l.campaign_id,
+       c.organization_id, l.message_id, l.amplifier_id, l.network, l.variant
+FROM links AS l
+JOIN campaigns AS c ON c.id = l.campaign_id
+LEFT JOIN deliveries AS d ON d.id = l.delivery_id
+WHERE l.code IN (SELECT value FROM json_each(?1))
+UNION
+SELECT l.code, l.id, l.target, l.delivery_id, d.sent_at, c.attribution, l.kind, l.campaign_id,
+       c.organization_id, l.message_id, l.amplifier_id, l.network, l.variant
+FROM links AS l
+JOIN campaigns AS c ON c.id = l.campaign_id
+LEFT JOIN deliveries AS d ON d.id = l.delivery_id
+WHERE l.delivery_id IN (
+    SELECT delivery_id FROM links
+    WHERE code IN (SELECT value FROM json_each(?1)) AND delivery_id IS NOT NULL
+)
+"""
+
+
+def _sqlite_link_row(values: Any) -> LinkRow:
+    """A raw SQLite row: `sent_at` is stored as text (UTC), `attribution` as 0/1."""
+    code, id_, target, delivery_id, sent_at, attribution, *facts = values
+    moment = datetime.fromisoformat(sent_at).replace(tzinfo=UTC) if sent_at else None
+    return LinkRow(code, id_, target, delivery_id, moment, bool(attribution), *facts)
+
+
+class InlineReader:
+    """A SQLite connection of its own, read on the event loop's thread: autocommit (each read
+    sees what is committed), read-only, and never waiting for a lock (no busy timeout: a
+    lookup that finds the database locked goes to the driver's thread instead)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+
+    @classmethod
+    def of(cls, engine: AsyncEngine) -> "InlineReader | None":
+        database = engine.url.database
+        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            return None
+        return cls(Path(database))
+
+    def rows(self, codes: list[str]) -> list[Any] | None:
+        """The raw rows of `_SQLITE_LINKS`, or None when SQLite could not answer at once."""
+        try:
+            if self._connection is None:
+                connection = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+                connection.execute("PRAGMA query_only = ON")
+                self._connection = connection
+            document = json.dumps(codes, separators=(",", ":"))
+            return self._connection.execute(_SQLITE_LINKS, (document,)).fetchall()
+        except sqlite3.Error:
+            return None
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
 class LinkResolver:
     def __init__(self, engine: AsyncEngine, *, attribution_param: str = "amp_cid") -> None:
         self.engine = engine
+        self._inline = InlineReader.of(engine)
         self.attribution_param = attribution_param
         self._links: dict[str, CachedLink] = {}
         self._misses: dict[str, float] = {}
@@ -91,6 +185,8 @@ class LinkResolver:
         # Codes waiting for the next lookup, and the task that looks them up.
         self._wanted: dict[str, asyncio.Future[CachedLink | None]] = {}
         self._looking: asyncio.Task[None] | None = None
+        self.queries = 0  # lookups sent to the database
+        self.inline_queries = 0  # of which read on the event loop (SQLite)
 
     async def link(self, code: str) -> CachedLink | None:
         cached = self._links.get(code)
@@ -112,33 +208,73 @@ class LinkResolver:
         while a query runs go together into the next one."""
         await asyncio.sleep(0)  # let the misses of this moment gather
         while self._wanted:
+            self._answer_brought_in()
+            if not self._wanted:
+                return
             codes = list(self._wanted)[:CODES_PER_QUERY]
             wanted = {code: self._wanted.pop(code) for code in codes}
             try:
-                found = await self._fetch(codes)
+                await self._fetch(codes, wanted)
             except Exception as error:
                 for future in wanted.values():
                     if not future.done():
                         future.set_exception(error)
                         future.exception()  # retrieved: a waiter that left does not log it
-                continue
-            for code, future in wanted.items():
-                link = found.get(code)
-                if link is None:
-                    self._missed(code)
-                if not future.done():
-                    future.set_result(link)
 
-    async def _fetch(self, codes: list[str]) -> dict[str, CachedLink]:
+    def _answer(
+        self, wanted: dict[str, "asyncio.Future[CachedLink | None]"], found: dict[str, CachedLink]
+    ) -> None:
+        for code, future in wanted.items():
+            link = found.get(code)
+            if link is None:
+                self._missed(code)
+            if not future.done():
+                future.set_result(link)
+        self._answer_brought_in()
+
+    def _answer_brought_in(self) -> None:
+        """Answer the codes that the previous query brought in with their deliveries."""
+        for code in [code for code in self._wanted if code in self._links]:
+            future = self._wanted.pop(code)
+            if not future.done():
+                future.set_result(self._links[code])
+
+    async def _fetch(
+        self, codes: list[str], wanted: dict[str, "asyncio.Future[CachedLink | None]"]
+    ) -> None:
+        """Look `codes` up and answer their waiters; they are answered before the connection
+        goes back to the pool (on SQLite that is one more call into the driver's thread)."""
+        self.queries += 1
+        if self._inline is not None and len(codes) <= INLINE_CODES:
+            raw = self._inline.rows(codes)
+            if raw is not None:
+                self.inline_queries += 1
+                self._found([_sqlite_link_row(values) for values in raw], wanted)
+                return
         async with self.engine.connect() as connection:
-            rows = (await connection.execute(_with_their_deliveries(codes))).all()
+            if connection.dialect.name == "sqlite":
+                driver = await driver_connection(connection)
+                document = json.dumps(codes, separators=(",", ":"))
+                rows: Any = [
+                    _sqlite_link_row(values)
+                    for values in await driver.execute_fetchall(_SQLITE_LINKS, (document,))
+                ]
+            else:
+                rows = (await connection.execute(_with_their_deliveries(codes))).all()
+            self._found(rows, wanted)
+
+    def _found(self, rows: Any, wanted: dict[str, "asyncio.Future[CachedLink | None]"]) -> None:
         found: dict[str, CachedLink] = {}
         for row in rows:
             link = self._links.get(row.code) or self._remember(row)
             found[row.code] = link
             if row.sent_at is not None:
                 self._remember_sent_at(row.code, row.sent_at)
-        return found
+        self._answer(wanted, found)
+
+    def close(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
 
     def _remember(self, row: Any) -> CachedLink:
         link = CachedLink(
