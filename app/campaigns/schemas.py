@@ -18,6 +18,7 @@ from app.core.schemas import (
     OutputModel,
     UtcDatetime,
     hide_null,
+    refuse_null,
 )
 from app.models import CampaignStatus
 
@@ -137,12 +138,6 @@ Url = Annotated[HttpUrl, Unicode, Field(max_length=MAX_URL_LENGTH)]
 Position = Annotated[int, Field(ge=0, le=MAX_MESSAGES - 1, description="0-based.")]
 
 
-def _refuse_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("must not be null; leave the field out to keep its value")
-    return value
-
-
 def _locale_tag(value: str) -> str:
     return i18n.normalize_tag(value)
 
@@ -162,7 +157,7 @@ class CampaignTranslation(InputModel):
     subject: Subject | None = None
     intro: Intro | None = None
 
-    _no_null = field_validator("subject", "intro", mode="before")(_refuse_null)
+    _no_null = refuse_null("subject", "intro")
 
 
 class MessageCopy(InputModel):
@@ -236,15 +231,22 @@ class MessageCreate(MessageIn):
     )
 
 
+_MESSAGE_KEPT_UNLESS_GIVEN = (
+    "text",
+    "url",
+    "network_text",
+    "hashtags",
+    "position",
+    "translations",
+    "variants",
+)
+
+
 class MessageUpdate(InputModel):
     """Every field optional; `position` moves the message and renumbers the others."""
 
     # Absent means "keep"; `null` is refused except for image_url, where it removes the image.
-    model_config = ConfigDict(
-        json_schema_extra=hide_null(
-            "text", "url", "network_text", "hashtags", "position", "translations", "variants"
-        )
-    )
+    model_config = ConfigDict(json_schema_extra=hide_null(*_MESSAGE_KEPT_UNLESS_GIVEN))
 
     text: MessageText | None = None
     url: Url | None = None
@@ -255,16 +257,7 @@ class MessageUpdate(InputModel):
     translations: MessageTranslations | None = None
     variants: MessageVariants | None = None
 
-    _no_null = field_validator(
-        "text",
-        "url",
-        "network_text",
-        "hashtags",
-        "position",
-        "translations",
-        "variants",
-        mode="before",
-    )(_refuse_null)
+    _no_null = refuse_null(*_MESSAGE_KEPT_UNLESS_GIVEN)
 
 
 class CampaignCreate(InputModel):
@@ -286,21 +279,23 @@ class CampaignCreate(InputModel):
     )
 
 
+# Absent means "keep"; `null` is refused (expires_at takes null: it then never expires).
+_CAMPAIGN_KEPT_UNLESS_GIVEN = (
+    "name",
+    "subject",
+    "intro",
+    "audience",
+    "networks",
+    "utm",
+    "attribution",
+    "translations",
+)
+
+
 class CampaignUpdate(InputModel):
     """Every field optional. Outside `draft` only name, subject and intro may change."""
 
-    model_config = ConfigDict(
-        json_schema_extra=hide_null(
-            "name",
-            "subject",
-            "intro",
-            "audience",
-            "networks",
-            "utm",
-            "attribution",
-            "translations",
-        )
-    )
+    model_config = ConfigDict(json_schema_extra=hide_null(*_CAMPAIGN_KEPT_UNLESS_GIVEN))
 
     name: CampaignName | None = None
     subject: Subject | None = None
@@ -312,17 +307,7 @@ class CampaignUpdate(InputModel):
     translations: CampaignTranslations | None = None
     expires_at: Moment | None = Field(default=None, description="null: never expires.")
 
-    _no_null = field_validator(
-        "name",
-        "subject",
-        "intro",
-        "audience",
-        "networks",
-        "utm",
-        "attribution",
-        "translations",
-        mode="before",
-    )(_refuse_null)
+    _no_null = refuse_null(*_CAMPAIGN_KEPT_UNLESS_GIVEN)
 
 
 class VariantRead(OutputModel):

@@ -167,6 +167,18 @@ class OutputModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+def refuse_null(*fields: str) -> Any:
+    """A validator for an update model: these optional fields may be left out (keep the value)
+    but never be `null`. Pair it with `hide_null` on the same fields."""
+    return field_validator(*fields, mode="before")(_refuse_null)
+
+
+def _refuse_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("must not be null; leave the field out to keep its value")
+    return value
+
+
 def hide_null(*fields: str) -> Callable[[dict[str, Any]], None]:
     """JSON-schema edit: these optional fields may be left out but never be `null`."""
 
