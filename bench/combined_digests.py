@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import cProfile
 import pstats
-import shutil
 import sys
 import tempfile
 import time
@@ -32,7 +31,6 @@ from sqlalchemy import func, select
 
 from app.core.db import utcnow
 from app.core.migrate import upgrade
-from app.core.scratch_databases import drop_scratch_database
 from app.main import create_app
 from app.models import Campaign, Delivery, DeliveryStatus, Role
 from app.sending.engine import build_worker
@@ -41,6 +39,8 @@ from bench.common import (
     amplifier_rows,
     bench_database,
     create_campaign,
+    discard_bench_files,
+    run_bench,
     seed_organization,
     sending_bench_settings,
 )
@@ -106,9 +106,7 @@ async def main() -> int:
     try:
         return await run(args, url, tmp)
     finally:
-        if scratch and args.database_url:
-            await drop_scratch_database(args.database_url, url)
-        shutil.rmtree(tmp, ignore_errors=True)
+        await discard_bench_files(args.database_url, url, scratch, tmp, keep_logs=False)
 
 
 async def run(args: argparse.Namespace, url: str, tmp: Path) -> int:
@@ -221,7 +219,4 @@ async def run(args: argparse.Namespace, url: str, tmp: Path) -> int:
 
 
 if __name__ == "__main__":
-    import uvloop  # what `amplify worker` and `amplify serve` run on
-
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        sys.exit(runner.run(main()))
+    sys.exit(run_bench(main))

@@ -2,7 +2,9 @@
 database beside the one given, dropped at the end), their settings, a generated roster and the
 campaign they send."""
 
-from collections.abc import Callable
+import asyncio
+import shutil
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +16,7 @@ from sqlalchemy import insert
 
 from app.core.config import Settings
 from app.core.db import session_scope
-from app.core.scratch_databases import create_scratch_database
+from app.core.scratch_databases import create_scratch_database, drop_scratch_database
 from app.keys import service as keys_service
 from app.models import Amplifier, Role
 
@@ -29,6 +31,27 @@ async def bench_database(base_url: str | None, tag: str, tmp: Path) -> tuple[str
     if base_url:
         return base_url, False
     return f"sqlite+aiosqlite:///{tmp / 'bench.db'}", False
+
+
+async def discard_bench_files(
+    base_url: str | None, url: str, scratch: bool, tmp: Path, *, keep_logs: bool
+) -> None:
+    """Drop the scratch database `bench_database` made, and the bench's files unless their logs
+    are worth keeping (a failed run)."""
+    if scratch and base_url:
+        await drop_scratch_database(base_url, url)
+    if keep_logs:
+        print(f"logs kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_bench(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """A bench's `main()` on uvloop, what `amplify serve` and `amplify worker` run on."""
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())
 
 
 def bench_settings(url: str, tmp: Path, **overrides: Any) -> Settings:

@@ -21,7 +21,6 @@ stays under 1,000 conversions/s.
 import argparse
 import asyncio
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -37,8 +36,12 @@ from sqlalchemy.engine import make_url
 
 from app.core.db import make_engine
 from app.core.migrate import upgrade
-from app.core.scratch_databases import drop_scratch_database
-from bench.common import bench_database, bench_settings
+from bench.common import (
+    bench_database,
+    bench_settings,
+    discard_bench_files,
+    run_bench,
+)
 from bench.load import REQUEST_TIMEOUT, RawConnection, Server, fixed_rate, free_port
 from bench.redirect import seed, service_env, user_agent
 
@@ -252,20 +255,8 @@ async def main() -> int:
         print("check: " + ("OK" if ok else "FAILED"))
         return 0 if ok else 1
     finally:
-        if scratch and args.database_url:
-            await drop_scratch_database(args.database_url, url)
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"logs kept in {tmp}")
-
-
-def _run() -> int:
-    import uvloop
-
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main())
+        await discard_bench_files(args.database_url, url, scratch, tmp, keep_logs=not ok)
 
 
 if __name__ == "__main__":
-    sys.exit(_run())
+    sys.exit(run_bench(main))

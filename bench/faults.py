@@ -20,7 +20,6 @@ import asyncio
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -41,8 +40,11 @@ from sqlalchemy.engine import make_url
 from app.core.config import Settings
 from app.core.db import make_engine
 from app.core.migrate import upgrade
-from app.core.scratch_databases import drop_scratch_database
-from bench.common import bench_database, bench_settings
+from bench.common import (
+    bench_database,
+    bench_settings,
+    discard_bench_files,
+)
 from bench.load import Server, fixed_rate, free_port
 from bench.redirect import redirect_requests, seed, service_env
 
@@ -268,12 +270,7 @@ async def main() -> int:
             ok = await bench_clicks(args, url, settings, tmp)
         return 0 if ok else 1
     finally:
-        if scratch and args.database_url:
-            await drop_scratch_database(args.database_url, url)
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"logs kept in {tmp}")
+        await discard_bench_files(args.database_url, url, scratch, tmp, keep_logs=not ok)
 
 
 if __name__ == "__main__":

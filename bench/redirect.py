@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -46,7 +45,6 @@ from sqlalchemy.engine import make_url
 from app.core.config import Settings
 from app.core.db import make_engine, session_scope, utcnow
 from app.core.migrate import upgrade
-from app.core.scratch_databases import drop_scratch_database
 from app.main import create_app
 from app.models import Role, WebhookEndpoint
 from app.webhooks.signing import new_secret
@@ -57,6 +55,8 @@ from bench.common import (
     bench_database,
     bench_settings,
     create_campaign,
+    discard_bench_files,
+    run_bench,
     seed_organization,
 )
 from bench.load import (
@@ -529,20 +529,8 @@ async def main() -> int:
         ok = print_report(args, backend, run, bares)
         return 0 if ok else 1
     finally:
-        if scratch and base_url:
-            await drop_scratch_database(base_url, url)
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"logs kept in {tmp}")
-
-
-def _run() -> int:
-    import uvloop  # what `amplify serve` runs on
-
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main())
+        await discard_bench_files(base_url, url, scratch, tmp, keep_logs=not ok)
 
 
 if __name__ == "__main__":
-    sys.exit(_run())
+    sys.exit(run_bench(main))

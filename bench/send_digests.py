@@ -52,6 +52,7 @@ from bench.common import (
     NETWORKS,
     amplifier_rows,
     create_campaign,
+    run_bench,
     seed_organization,
     sending_bench_settings,
 )
@@ -438,7 +439,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    import uvloop  # what `amplify worker` and `amplify serve` run on
-
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        sys.exit(runner.run(main()))
+    sys.exit(run_bench(main))

@@ -64,6 +64,7 @@ from bench.common import (
     bench_database,
     bench_settings,
     create_campaign,
+    run_bench,
     seed_organization,
 )
 
@@ -808,12 +809,5 @@ async def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _run() -> int:
-    import uvloop  # what `amplify serve` runs on
-
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main())
-
-
 if __name__ == "__main__":
-    sys.exit(_run())
+    sys.exit(run_bench(main))

@@ -58,7 +58,12 @@ from app.keys import service as keys_service
 from app.main import create_app
 from app.models import Amplifier, Delivery, DeliveryStatus, Link, Role
 from app.tracking.recorder import ClickEvent, store_clicks
-from bench.common import amplifier_rows, bench_database, bench_settings
+from bench.common import (
+    amplifier_rows,
+    bench_database,
+    bench_settings,
+    discard_bench_files,
+)
 from bench.load import RateResult, Server, fixed_rate, free_port
 from bench.redirect import redirect_requests, service_env
 
@@ -397,9 +402,7 @@ async def roster_sizes(args: argparse.Namespace) -> int:
             await asyncio.to_thread(upgrade, url)
             p50, p95, base50, base95 = await roster_cost(url, tmp, size, args.calls)
         finally:
-            if scratch and args.database_url:
-                await drop_scratch_database(args.database_url, url)
-            shutil.rmtree(tmp, ignore_errors=True)
+            await discard_bench_files(args.database_url, url, scratch, tmp, keep_logs=False)
         print(
             f"{size:>10,} {p50:10.2f} {p95:8.2f} {base50:13.2f} {base95:8.2f} "
             f"{p50 / base50:14.2f}x",
