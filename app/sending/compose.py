@@ -52,15 +52,6 @@ CombinedKey = tuple[tuple[object, ...], str]
 
 
 @dataclass
-class _CombinedCache:
-    """Combined digests' prototypes and headers (by organization, number of posts, language).
-    Entries of old campaign versions are never read again; a worker's campaigns are few."""
-
-    prototypes: dict[CombinedKey, DigestPrototype] = field(default_factory=dict)
-    headers: dict[tuple[str, int, str], CampaignHeaders] = field(default_factory=dict)
-
-
-@dataclass
 class _CampaignCache:
     updated_at: datetime
     content: CampaignContent
@@ -112,7 +103,9 @@ class DigestComposer:
         self.domain = domain_of(settings.mail_from)
         self._mailto_base = unsubscribe_mailto_base(settings)
         self._campaigns: dict[int, _CampaignCache] = {}
-        self._combined = _CombinedCache()
+        # Combined digests' prototypes and headers. Entries of old campaign versions are never
+        # read again; a worker's campaigns are few.
+        self._combined: dict[CombinedKey, tuple[DigestPrototype, CampaignHeaders]] = {}
 
     async def compose(
         self, job: Job, *, states: Mapping[int, CampaignState], eight_bit: bool
@@ -184,28 +177,14 @@ class DigestComposer:
             ),
             impact,
         )
-        prototype = self._combined.prototypes.get(key)
-        if prototype is None:
-            prototype = self._combined_prototype(campaigns, job.locale, impact)
-            self._combined.prototypes[key] = prototype
-        posts = sum(len(cache.content.messages) for _, cache in campaigns)
-        organization = campaigns[0][1].content.organization_name
-        language = i18n.chrome_locale(job.locale)
-        headers_key = (organization, posts, language)
-        headers = self._combined.headers.get(headers_key)
-        if headers is None:
-            headers = CampaignHeaders.build(
-                mail_from=self.settings.mail_from,
-                subject=combined_subject(organization, posts, language),
-                extra={"Content-Language": language},
-            )
-            self._combined.headers[headers_key] = headers
-        return prototype, headers
+        found = self._combined.get(key)
+        if found is None:
+            found = self._combined[key] = self._build_combined(campaigns, job.locale, impact)
+        return found
 
-    @staticmethod
-    def _combined_prototype(
-        campaigns: list[tuple[Job, _CampaignCache]], locale: str, impact: str
-    ) -> DigestPrototype:
+    def _build_combined(
+        self, campaigns: list[tuple[Job, _CampaignCache]], locale: str, impact: str
+    ) -> tuple[DigestPrototype, CampaignHeaders]:
         sections = [
             Section(part.campaign_id, cache.content.localized(locale, part.variants), part.networks)
             for part, cache in campaigns
@@ -220,7 +199,13 @@ class DigestComposer:
             intro="",
             messages=[m for section in sections for m in section.content.messages],
         )
-        return DigestPrototype(header, (), locale=language, impact=impact, sections=sections)
+        prototype = DigestPrototype(header, (), locale=language, impact=impact, sections=sections)
+        headers = CampaignHeaders.build(
+            mail_from=self.settings.mail_from,
+            subject=header.subject,
+            extra={"Content-Language": language},
+        )
+        return prototype, headers
 
     @staticmethod
     def _prototype(campaign: _CampaignCache, job: Job, impact: str) -> DigestPrototype:

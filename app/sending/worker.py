@@ -12,6 +12,7 @@ accepted since the last batch was written.
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -462,12 +463,4 @@ class Worker:
 
 
 def _for_each_part(outcome: Outcome, parts: Sequence[Job]) -> list[Outcome]:
-    status, error, mid, bounce, retry_at, at = (
-        outcome.status,
-        outcome.error,
-        outcome.message_id,
-        outcome.bounce,
-        outcome.retry_at,
-        outcome.at,
-    )
-    return [Outcome(part, status, error, mid, bounce, retry_at, at) for part in parts]
+    return [dataclasses.replace(outcome, job=part) for part in parts]
