@@ -134,8 +134,8 @@ async def bulk_insert(
         return
     placeholders = ", ".join("?" for _ in columns)
     statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
-    # A nullable time column may be None in the first rows: look until a value shows up.
-    times = [i for i in range(len(columns)) if any(isinstance(row[i], datetime) for row in rows)]
+    # A nullable time column may be None in the first rows: each column's first value decides.
+    times = [i for i in range(len(columns)) if isinstance(_first_value(rows, i), datetime)]
     if times:
         texts: dict[datetime, str] = {}
 
@@ -153,6 +153,11 @@ async def bulk_insert(
 
         rows = [converted(row) for row in rows]
     await connection.exec_driver_sql(statement, list(rows))
+
+
+def _first_value(rows: Sequence[Sequence[Any]], column: int) -> Any:
+    """The column's first value that is not None (None when every row has none)."""
+    return next((row[column] for row in rows if row[column] is not None), None)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
