@@ -25,6 +25,7 @@ from app.core.pagination import paginate_by_id
 from app.core.security import Signer
 from app.models import Amplifier, AmplifierStatus, Frequency, Suppression
 from app.sending import holds
+from app.sending.slots import holds_mail
 from app.tracking import counters
 from app.webhooks.events import EventType, emit
 
@@ -278,19 +279,15 @@ async def set_preferences(
 ) -> None:
     """Change how often the amplifier hears from us. Back to `each`, or a pause ended: the
     held deliveries go out at once (together)."""
-    was_held = amplifier.frequency != Frequency.EACH or _paused(amplifier.paused_until, now)
+    was_held = holds_mail(amplifier.frequency, amplifier.paused_until, now)
     for field, value in changes.items():
         setattr(amplifier, field, value.value if isinstance(value, Frequency) else value)
-    still_held = amplifier.frequency != Frequency.EACH or _paused(amplifier.paused_until, now)
+    still_held = holds_mail(amplifier.frequency, amplifier.paused_until, now)
     if session.is_modified(amplifier):
         amplifier.updated_at = now
         await session.flush()
     if was_held and not still_held:
         await holds.make_due(session, amplifier_ids=[amplifier.id], now=now)
-
-
-def _paused(paused_until: datetime | None, now: datetime) -> bool:
-    return paused_until is not None and paused_until > now
 
 
 async def _apply_suppression(
@@ -472,6 +469,7 @@ async def import_rows(
     inserts: list[dict[str, Any]] = []
     updates: defaultdict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
     unchanged = 0
+    released: list[int] = []  # held mail that the row's preferences let go at once
     for item, key in zip(items, keys, strict=True):
         current = existing.get(key)
         if current is None:
@@ -499,6 +497,12 @@ async def import_rows(
         if not changes:
             unchanged += 1
             continue
+        if holds_mail(current.frequency, current.paused_until, now) and not holds_mail(
+            changes.get("frequency", current.frequency),
+            changes.get("paused_until", current.paused_until),
+            now,
+        ):
+            released.append(current.id)
         changes["id"] = current.id
         changes["updated_at"] = now
         # executemany needs the same columns in every parameter set.
@@ -514,17 +518,7 @@ async def import_rows(
             "The roster changed while this file was imported; import it again."
         ) from None
     await analyze(await session.connection(), ("amplifiers",), rows=len(inserts))
-    await holds.make_due(
-        session,
-        amplifier_ids=[
-            p["id"]
-            for group in updates.values()
-            for p in group
-            if p.get("frequency") == Frequency.EACH
-            or ("paused_until" in p and p["paused_until"] is None)
-        ],
-        now=now,
-    )
+    await holds.make_due(session, amplifier_ids=released, now=now)
     await counters.audience_changed(
         session,
         {p["id"]: p["audience"] for group in updates.values() for p in group if "audience" in p},

@@ -101,6 +101,11 @@ def cap_frees(sent_at: Sequence[datetime], *, cap: int | None, now: datetime) ->
     return recent[len(recent) - cap] + CAP_WINDOW
 
 
+def holds_mail(frequency: str, paused_until: datetime | None, now: datetime) -> bool:
+    """Whether these preferences hold an amplifier's mail for a slot (not `each`, or paused)."""
+    return frequency != Frequency.EACH or (paused_until is not None and paused_until > now)
+
+
 def due_at(
     preferences: Preferences, *, now: datetime, schedule: Schedule, cap_free_at: datetime | None
 ) -> datetime | None:

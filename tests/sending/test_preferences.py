@@ -3,6 +3,7 @@ daily and weekly slots in the amplifier's time zone (across a DST change), pause
 cap, expiry, and the preferences that release held mail at once."""
 
 import asyncio
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -368,3 +369,38 @@ class TestExpiry:
         [delivery] = await deliveries_of(sessionmaker, daily)
         assert (delivery.status, delivery.last_error) == ("cancelled", "expired")
         assert mails_to(smtp_server, "dan@example.com") == []
+
+
+class TestImportedPreferences:
+    async def test_an_import_releases_held_mail_only_when_nothing_holds_it_any_more(
+        self, org_a: OrgClients, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        """Like a PATCH: a pause ended releases a plain amplifier's held mail at once, but not
+        a daily amplifier's (still held for its slot), and `each` while paused releases
+        nothing."""
+        until = (datetime.now(UTC) + timedelta(days=20)).isoformat()
+        plain = await add(org_a, "plain@example.com", paused_until=until)
+        daily = await add(org_a, "daily@example.com", frequency="daily", paused_until=until)
+        paused = await add(org_a, "paused@example.com", frequency="weekly", paused_until=until)
+        await three_campaigns(org_a)
+        before = {a: await deliveries_of(sessionmaker, a) for a in (plain, daily, paused)}
+        assert all(d.status == "held" for ds in before.values() for d in ds)
+
+        rows = [
+            {"email": "plain@example.com", "paused_until": None},
+            {"email": "daily@example.com", "paused_until": None},
+            {"email": "paused@example.com", "frequency": "each"},
+        ]
+        imported = await org_a.editor.post(
+            "/api/v1/amplifiers/import",
+            content=json.dumps(rows).encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert imported.status_code == 200 and imported.json()["updated"] == 3, imported.text
+
+        released = {d.due_at for d in await deliveries_of(sessionmaker, plain)}
+        assert len(released) == 1 and released.pop() <= datetime.now(UTC)
+        for still_held in (daily, paused):
+            after = await deliveries_of(sessionmaker, still_held)
+            assert [d.due_at for d in after] == [d.due_at for d in before[still_held]]
+            assert all(d.due_at is not None and d.due_at > datetime.now(UTC) for d in after)
