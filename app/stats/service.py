@@ -289,7 +289,7 @@ def _accumulate(target: Any, counts: Counts) -> None:
     target.unique_visitors += counts.unique_visitors
     target.conversions += counts.conversions
     target.conversion_value = amount(
-        Decimal(str(target.conversion_value)) + counts.conversion_value
+        _exact(target.conversion_value) + counts.conversion_value
     )
     if hasattr(target, "bot_clicks"):
         target.bot_clicks += counts.bot_clicks
@@ -590,7 +590,7 @@ async def amplifier_stats(
         bot_clicks=bots,
         points=sum(c.points for c in by_campaign),
         conversions=sum(n.conversions for n in by_network.values()),
-        conversion_value=amount(sum(Decimal(str(n.conversion_value)) for n in by_network.values())),
+        conversion_value=amount(sum(_exact(n.conversion_value) for n in by_network.values())),
         by_network=by_network,
         by_campaign=by_campaign,
     )
