@@ -19,6 +19,8 @@ from app.models import Campaign, Delivery, DeliveryStatus, Organization
 from app.sending.slots import CAP_WINDOW, Preferences, Schedule, cap_frees, due_at, zone
 
 SENT_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.BOUNCED)
+# Not sent yet: due or retrying (`pending`), or waiting for (or in) a combined digest (`held`).
+UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.HELD)
 
 
 def schedule_of(organization: Organization) -> Schedule:

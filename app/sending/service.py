@@ -291,7 +291,7 @@ async def cancel(session: AsyncSession, *, organization_id: int, campaign_id: in
         update(Delivery)
         .where(
             Delivery.campaign_id == campaign.id,
-            Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.HELD)),
+            Delivery.status.in_(holds.UNFINISHED),
         )
         .values(status=DeliveryStatus.CANCELLED, last_error="campaign cancelled")
         .execution_options(synchronize_session=False)

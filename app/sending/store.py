@@ -63,8 +63,6 @@ from app.webhooks.events import (
 logger = logging.getLogger("amplify.worker")
 
 IDS_PER_STATEMENT = 5_000
-# Not sent yet: due or retrying (`pending`), or waiting for (or in) a combined digest (`held`).
-UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.HELD)
 LockedSelect = TypeVar("LockedSelect", bound=Select[*tuple[Any, ...]])
 
 
@@ -311,7 +309,7 @@ class SqlDeliveryStore:
         return select(Delivery.id).where(
             in_ids(Delivery.id, ids, session.get_bind().dialect.name),
             Delivery.lease_owner == self.worker_id,
-            Delivery.status.in_(UNFINISHED),
+            Delivery.status.in_(holds.UNFINISHED),
         )
 
     async def release(self, delivery_ids: Sequence[int]) -> None:
@@ -373,7 +371,7 @@ class SqlDeliveryStore:
                 session,
                 select(Delivery.id, Delivery.lease_owner).where(
                     in_ids(Delivery.id, chunk, connection.dialect.name),
-                    Delivery.status.in_(UNFINISHED),
+                    Delivery.status.in_(holds.UNFINISHED),
                 ),
             )
             rows = (await connection.execute(query)).all()
@@ -461,7 +459,7 @@ class SqlDeliveryStore:
         still_pending = exists().where(
             and_(
                 Delivery.campaign_id == Campaign.id,
-                Delivery.status.in_(UNFINISHED),
+                Delivery.status.in_(holds.UNFINISHED),
             )
         )
         stmt = update(Campaign).where(Campaign.status == CampaignStatus.SENDING, ~still_pending)
