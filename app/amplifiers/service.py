@@ -1,8 +1,8 @@
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar, TypeVarTuple
+from typing import Any, TypeVarTuple
 
 import sqlalchemy as sa
 from sqlalchemy import Row, Select, func, or_, select
@@ -19,7 +19,7 @@ from app.amplifiers.schemas import (
     ImportRowError,
     email_key,
 )
-from app.core.db import MAX_ID, analyze, json_array_contains_any, utcnow
+from app.core.db import MAX_ID, analyze, chunks, json_array_contains_any, utcnow
 from app.core.errors import Conflict, NotFound
 from app.core.pagination import paginate_by_id
 from app.core.security import Signer
@@ -29,7 +29,6 @@ from app.sending.slots import holds_mail
 from app.tracking import counters
 from app.webhooks.events import EventType, emit
 
-T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 # Emails per IN (...) query when an import looks up existing rows: well under every
@@ -59,11 +58,6 @@ class RosterChanged(Conflict):
 def email_hash(key: str) -> str:
     """What a suppression keeps of an address: a hash of its lower-cased form, nothing else."""
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _among(
@@ -439,7 +433,7 @@ async def import_rows(
 
     dialect = session.get_bind().dialect.name
     existing: dict[str, Row[Any]] = {}
-    for chunk in _chunks(keys, LOOKUP_CHUNK):
+    for chunk in chunks(keys, LOOKUP_CHUNK):
         stmt = select(
             Amplifier.id,
             Amplifier.email_key,
@@ -458,7 +452,7 @@ async def import_rows(
 
     hashes = {email_hash(key): key for key in keys if key not in existing}
     suppressed: dict[str, str] = {}
-    for hash_chunk in _chunks(list(hashes), LOOKUP_CHUNK):
+    for hash_chunk in chunks(list(hashes), LOOKUP_CHUNK):
         stmt = select(Suppression.email_hash, Suppression.reason).where(
             Suppression.organization_id == organization_id
         )

@@ -19,6 +19,7 @@ from app.amplifiers.service import MAX_REPORTED_ERRORS
 from app.conversions.importer import ParsedConversions
 from app.conversions.rollups import Attributed, add_conversions
 from app.conversions.schemas import ConversionCreate, ConversionImportResult, ConversionRead
+from app.core.db import chunks
 from app.core.errors import AppError, InvalidInput, NotFound
 from app.models import Campaign, ClickId, Conversion, CostPerClick, Link
 from app.stats.cpc import DEFAULT_CURRENCY
@@ -71,7 +72,7 @@ def _organization_currency(organization_id: Any) -> Any:
 
 async def _stored_clicks(connection: AsyncConnection, keys: Sequence[str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for start in range(0, len(keys), KEYS_PER_QUERY):
+    for chunk in chunks(keys, KEYS_PER_QUERY):
         rows = await connection.execute(
             select(
                 ClickId.key,
@@ -87,7 +88,7 @@ async def _stored_clicks(connection: AsyncConnection, keys: Sequence[str]) -> di
             )
             .join(Link, Link.id == ClickId.link_id)
             .join(Campaign, Campaign.id == Link.campaign_id)
-            .where(ClickId.key.in_(keys[start : start + KEYS_PER_QUERY]))
+            .where(ClickId.key.in_(chunk))
         )
         found.update((row.key, row) for row in rows.all())
     return found
@@ -98,12 +99,10 @@ async def _existing(
 ) -> dict[tuple[int, str], ConversionRead]:
     """The conversions already recorded under these (organization, external_id) pairs."""
     found: dict[tuple[int, str], ConversionRead] = {}
-    for start in range(0, len(pairs), KEYS_PER_QUERY):
+    for chunk in chunks(pairs, KEYS_PER_QUERY):
         rows = await connection.execute(
             select(*Conversion.__table__.c).where(
-                tuple_(Conversion.organization_id, Conversion.external_id).in_(
-                    pairs[start : start + KEYS_PER_QUERY]
-                )
+                tuple_(Conversion.organization_id, Conversion.external_id).in_(chunk)
             )
         )
         for row in rows.mappings().all():
@@ -287,16 +286,14 @@ async def _insert(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -
         .on_conflict_do_nothing(index_elements=["organization_id", "external_id"])
         .returning(Conversion.organization_id, Conversion.external_id, Conversion.id)
     )
-    for start in range(0, len(keyed), KEYS_PER_QUERY):
-        chunk = keyed[start : start + KEYS_PER_QUERY]
+    for chunk in chunks(keyed, KEYS_PER_QUERY):
         returned = await connection.execute(upsert, [row for _, row in chunk])
         made = {(r.organization_id, r.external_id): r.id for r in returned.all()}
         for i, row in chunk:
             ids[i] = made.get((row["organization_id"], row["external_id"]))
     # Without an external id nothing can conflict: ids come back in the rows' order.
     plain_insert = insert(Conversion).returning(Conversion.id, sort_by_parameter_order=True)
-    for start in range(0, len(plain), KEYS_PER_QUERY):
-        chunk = plain[start : start + KEYS_PER_QUERY]
+    for chunk in chunks(plain, KEYS_PER_QUERY):
         returned = await connection.execute(plain_insert, [row for _, row in chunk])
         for (i, _), new_id in zip(chunk, returned.scalars().all(), strict=True):
             ids[i] = new_id

@@ -1,10 +1,10 @@
 """Engine, sessions and the column types shared by every model."""
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -82,6 +82,15 @@ def json_array_contains_any(column: Any, values: Sequence[str], dialect_name: st
         return or_(*(column.op("@>")(func.jsonb_build_array(v)) for v in values))
     each = func.json_each(column).table_valued("value")
     return select(literal(1)).select_from(each).where(each.c.value.in_(values)).exists()
+
+
+_Item = TypeVar("_Item")
+
+
+def chunks(items: Sequence[_Item], size: int) -> Iterator[Sequence[_Item]]:
+    """Slices of at most `size` items: a statement's number of parameters stays bounded."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def in_ids(column: Any, ids: Sequence[int], dialect_name: str) -> Any:

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.db import in_ids, utcnow
+from app.core.db import chunks, in_ids, utcnow
 from app.core.metrics import CLAIM_BATCH_SIZE, LEASES_LOST, MAILS
 from app.core.public_links import redirect_url
 from app.models import (
@@ -64,12 +64,6 @@ logger = logging.getLogger("amplify.worker")
 
 IDS_PER_STATEMENT = 5_000
 LockedSelect = TypeVar("LockedSelect", bound=Select[*tuple[Any, ...]])
-
-
-def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
-    return [
-        ids[start : start + IDS_PER_STATEMENT] for start in range(0, len(ids), IDS_PER_STATEMENT)
-    ]
 
 
 class SqlDeliveryStore:
@@ -293,7 +287,7 @@ class SqlDeliveryStore:
         renewed: set[int] = set()
         async with self.sessionmaker.begin() as session:
             expires = utcnow() + timedelta(seconds=self.settings.lease_seconds)
-            for chunk in _chunks(sorted(delivery_ids)):
+            for chunk in chunks(sorted(delivery_ids), IDS_PER_STATEMENT):
                 mine = self._locked(session, self._held_by_me(session, chunk))
                 result = await session.execute(
                     update(Delivery)
@@ -318,7 +312,7 @@ class SqlDeliveryStore:
                 await self._release(session, sorted(delivery_ids))
 
     async def _release(self, session: AsyncSession, delivery_ids: Sequence[int]) -> None:
-        for chunk in _chunks(delivery_ids):
+        for chunk in chunks(delivery_ids, IDS_PER_STATEMENT):
             mine = self._locked(session, self._held_by_me(session, chunk))
             await session.execute(
                 update(Delivery)
@@ -366,7 +360,7 @@ class SqlDeliveryStore:
     ) -> dict[int, str | None]:
         owners: dict[int, str | None] = {}
         connection = await session.connection()  # plain tuples: no ORM machinery
-        for chunk in _chunks(sorted(set(ids))):
+        for chunk in chunks(sorted(set(ids)), IDS_PER_STATEMENT):
             query = self._locked(
                 session,
                 select(Delivery.id, Delivery.lease_owner).where(

@@ -288,9 +288,7 @@ def _accumulate(target: Any, counts: Counts) -> None:
     target.visits += counts.visits
     target.unique_visitors += counts.unique_visitors
     target.conversions += counts.conversions
-    target.conversion_value = amount(
-        _exact(target.conversion_value) + counts.conversion_value
-    )
+    target.conversion_value = amount(_exact(target.conversion_value) + counts.conversion_value)
     if hasattr(target, "bot_clicks"):
         target.bot_clicks += counts.bot_clicks
 
