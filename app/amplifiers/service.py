@@ -278,8 +278,7 @@ async def set_preferences(
         setattr(amplifier, field, value.value if isinstance(value, Frequency) else value)
     still_held = holds_mail(amplifier.frequency, amplifier.paused_until, now)
     if session.is_modified(amplifier):
-        amplifier.updated_at = now
-        await session.flush()
+        amplifier.updated_at = now  # written by the caller's flush or commit
     if was_held and not still_held:
         await holds.make_due(session, amplifier_ids=[amplifier.id], now=now)
 

@@ -244,18 +244,8 @@ def _delivery_row(
     campaign_id: int, amplifier_id: int, due_at: datetime | None, start_at: datetime, now: datetime
 ) -> tuple[object, ...]:
     """A pending delivery, or a held one (pending→held at send) due at the amplifier's slot."""
-    if due_at is None:
-        return (
-            campaign_id,
-            amplifier_id,
-            DeliveryStatus.PENDING.value,
-            0,
-            start_at,
-            None,
-            now,
-            now,
-        )
-    return (campaign_id, amplifier_id, DeliveryStatus.HELD.value, 0, due_at, due_at, now, now)
+    status = DeliveryStatus.PENDING if due_at is None else DeliveryStatus.HELD
+    return (campaign_id, amplifier_id, status.value, 0, due_at or start_at, due_at, now, now)
 
 
 async def _report_sending(session: AsyncSession, campaign: Campaign, **extra: Any) -> None:
