@@ -34,14 +34,12 @@ class _Rollup:
         self,
         connection: AsyncConnection,
         totals: dict[tuple[Any, ...], tuple[int, Decimal]],
-        exact: bool,
     ) -> None:
-        """`totals`: per row identity, the conversions and value to add (`exact`: the value as
-        a decimal, else as a float, for SQLite's JSON document)."""
+        """`totals`: per row identity, the conversions and value to add."""
         await self.upsert.run(
             connection,
             [
-                (*identity, *(0,) * self.zeros, count, value if exact else float(value))
+                (*identity, *(0,) * self.zeros, count, value)
                 for identity, (count, value) in sorted(totals.items())
             ],
         )
@@ -158,6 +156,5 @@ async def add_conversions(connection: AsyncConnection, conversions: Sequence[Att
         ):
             count, value = per[rollup].get(identity, (0, Decimal(0)))
             per[rollup][identity] = (count + 1, value + c.value)
-    exact = connection.dialect.name == "postgresql"
     for rollup in _ROLLUPS:
-        await rollup.add(connection, per[rollup], exact)
+        await rollup.add(connection, per[rollup])

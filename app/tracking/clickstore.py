@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -201,22 +202,28 @@ class BulkUpsert:
             stamp = (now,) if self.stamped else ()
             records = await driver.fetch(self.postgresql(), *_columns(rows), *stamp)
             return [tuple(record) for record in records]
-        times = [i for i, (_, kind) in enumerate(self.columns) if kind in ("timestamptz", "date")]
-        document = _json([_sqlite_values(row, times) for row in rows] if times else rows)
+        converted = [i for i, (_, kind) in enumerate(self.columns) if kind in _SQLITE_CONVERTED]
+        document = _json([_sqlite_values(row, converted) for row in rows] if converted else rows)
         parameters = (document, sqlite_datetime(now)) if self.stamped else (document,)
         result = await connection.exec_driver_sql(self.sqlite(), parameters)
         return [tuple(row) for row in result.all()] if self.returning else []
 
 
-def _sqlite_values(row: tuple[Any, ...], times: Sequence[int]) -> list[Any]:
-    """SQLite's stored text for the row's moments and days (None stays None)."""
+_SQLITE_CONVERTED = ("timestamptz", "date", "numeric")  # kinds JSON cannot carry as they are
+
+
+def _sqlite_values(row: tuple[Any, ...], converted: Sequence[int]) -> list[Any]:
+    """The row's moments and days as SQLite's stored text, its decimals as the floats SQLite
+    stores (None stays None)."""
     values = list(row)
-    for i in times:
+    for i in converted:
         value = values[i]
         if isinstance(value, datetime):
             values[i] = sqlite_datetime(value)
         elif isinstance(value, date):
             values[i] = value.isoformat()
+        elif isinstance(value, Decimal):
+            values[i] = float(value)
     return values
 
 
