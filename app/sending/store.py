@@ -476,6 +476,10 @@ def _share_links_of(connection: AsyncConnection, delivery_ids: Sequence[int]) ->
     dealt = " " + cast(Link.variant, String)
     message = cast(Link.message_id, String)
     dealt_variant = case((Link.variant != 0, message + dealt))
+    shares_of_deliveries = (
+        in_ids(Link.delivery_id, delivery_ids, connection.dialect.name),
+        Link.kind == LinkKind.SHARE,
+    )
     if connection.dialect.name == "postgresql":
         in_order: ColumnElement[str] = aggregate_order_by(literal_column("' '"), Link.id)
         return (
@@ -484,10 +488,7 @@ def _share_links_of(connection: AsyncConnection, delivery_ids: Sequence[int]) ->
                 func.string_agg(message + link, in_order),
                 func.string_agg(dealt_variant, in_order),
             )
-            .where(
-                in_ids(Link.delivery_id, delivery_ids, connection.dialect.name),
-                Link.kind == LinkKind.SHARE,
-            )
+            .where(*shares_of_deliveries)
             .group_by(Link.delivery_id)
         )
     # SQLite's group_concat takes its rows in the order the subquery gives them.
@@ -497,10 +498,7 @@ def _share_links_of(connection: AsyncConnection, delivery_ids: Sequence[int]) ->
             (message + link).label("link"),
             dealt_variant.label("variant"),
         )
-        .where(
-            in_ids(Link.delivery_id, delivery_ids, connection.dialect.name),
-            Link.kind == LinkKind.SHARE,
-        )
+        .where(*shares_of_deliveries)
         .order_by(Link.delivery_id, Link.id)
         .subquery()
     )
