@@ -111,25 +111,25 @@ class LinkRow(NamedTuple):
     variant: int
 
 
+_SQLITE_LINK_ROWS = """
+SELECT l.code, l.id, l.target, l.delivery_id, d.sent_at, c.attribution, l.kind, l.campaign_id,
+       c.organization_id, l.message_id, l.amplifier_id, l.network, l.variant
+FROM links AS l
+JOIN campaigns AS c ON c.id = l.campaign_id
+LEFT JOIN deliveries AS d ON d.id = l.delivery_id
+"""
 # `_with_their_deliveries` for SQLite, the codes one JSON array (?1).
-_SQLITE_LINKS = """
-SELECT l.code, l.id, l.target, l.delivery_id, d.sent_at, c.attribution, l.kind, l.campaign_id,
-       c.organization_id, l.message_id, l.amplifier_id, l.network, l.variant
-FROM links AS l
-JOIN campaigns AS c ON c.id = l.campaign_id
-LEFT JOIN deliveries AS d ON d.id = l.delivery_id
-WHERE l.code IN (SELECT value FROM json_each(?1))
-UNION
-SELECT l.code, l.id, l.target, l.delivery_id, d.sent_at, c.attribution, l.kind, l.campaign_id,
-       c.organization_id, l.message_id, l.amplifier_id, l.network, l.variant
-FROM links AS l
-JOIN campaigns AS c ON c.id = l.campaign_id
-LEFT JOIN deliveries AS d ON d.id = l.delivery_id
-WHERE l.delivery_id IN (
+_SQLITE_LINKS = f"""{_SQLITE_LINK_ROWS}WHERE l.code IN (SELECT value FROM json_each(?1))
+UNION{_SQLITE_LINK_ROWS}WHERE l.delivery_id IN (
     SELECT delivery_id FROM links
     WHERE code IN (SELECT value FROM json_each(?1)) AND delivery_id IS NOT NULL
 )
 """
+
+
+def _codes_document(codes: list[str]) -> str:
+    """The codes as the JSON array `_SQLITE_LINKS` reads."""
+    return json.dumps(codes, separators=(",", ":"))
 
 
 def _sqlite_link_row(values: Any) -> LinkRow:
@@ -155,14 +155,14 @@ class InlineReader:
             return None
         return cls(Path(database))
 
-    def rows(self, codes: list[str]) -> list[Any] | None:
-        """The raw rows of `_SQLITE_LINKS`, or None when SQLite could not answer at once."""
+    def rows(self, document: str) -> list[Any] | None:
+        """The raw rows of `_SQLITE_LINKS` for a `_codes_document`, or None when SQLite could
+        not answer at once."""
         try:
             if self._connection is None:
                 connection = sqlite3.connect(self.path, timeout=0, isolation_level=None)
                 connection.execute("PRAGMA query_only = ON")
                 self._connection = connection
-            document = json.dumps(codes, separators=(",", ":"))
             return self._connection.execute(_SQLITE_LINKS, (document,)).fetchall()
         except sqlite3.Error:
             return None
@@ -245,8 +245,9 @@ class LinkResolver:
         """Look `codes` up and answer their waiters; they are answered before the connection
         goes back to the pool (on SQLite that is one more call into the driver's thread)."""
         self.queries += 1
+        document = _codes_document(codes)
         if self._inline is not None and len(codes) <= INLINE_CODES:
-            raw = self._inline.rows(codes)
+            raw = self._inline.rows(document)
             if raw is not None:
                 self.inline_queries += 1
                 self._found([_sqlite_link_row(values) for values in raw], wanted)
@@ -254,7 +255,6 @@ class LinkResolver:
         async with self.engine.connect() as connection:
             if connection.dialect.name == "sqlite":
                 driver = await driver_connection(connection)
-                document = json.dumps(codes, separators=(",", ":"))
                 rows: Any = [
                     _sqlite_link_row(values)
                     for values in await driver.execute_fetchall(_SQLITE_LINKS, (document,))
