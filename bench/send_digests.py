@@ -169,8 +169,7 @@ async def pre_rendered_digest(app: Any, settings: Settings, campaign_id: int) ->
         ).one()
     store = SqlDeliveryStore(maker, settings, worker.worker_id)
     job = (await store.load_jobs([Claim(first_id, campaign_id, first_amplifier, 1)]))[0]
-    state = (await store.campaign_states([campaign_id]))[campaign_id]
-    states = {campaign_id: state}
+    states = await store.campaign_states([campaign_id])
     message = (await worker.composer.compose(job, states=states, eight_bit=True)).raw
     async with maker() as session:
         await session.execute(
